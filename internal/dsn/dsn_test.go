@@ -1,0 +1,33 @@
+package dsn
+
+import "testing"
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u:secret@h:5432/db", "postgres://u:xxxxx@h:5432/db"},
+		{"postgres://u@h/db", "postgres://u@h/db"},
+		{"postgres://h/db?password=secret", "postgres://h/db?password=xxxxx"},
+		{"host=h password=secret user=u", "host=h password=xxxxx user=u"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseNodes(t *testing.T) {
+	t.Parallel()
+	nodes, err := ParseNodes("a=postgres://h1/db, b=postgresql://u:p@h2:5433/db?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 2 || nodes[0] != (Node{"a", "postgres://h1/db"}) || nodes[1].Name != "b" || nodes[1].URL != "postgresql://u:p@h2:5433/db?sslmode=disable" {
+		t.Fatalf("ParseNodes = %+v", nodes)
+	}
+	for _, bad := range []string{"", "a", "a=", "=postgres://h/db", "a=http://h/db", "a=postgres://h/db,a=postgres://h2/db", "a b=postgres://h/db", "a=postgres://h/db,"} {
+		if _, err := ParseNodes(bad); err == nil {
+			t.Errorf("ParseNodes(%q) succeeded, want an error", bad)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package rebalance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/dsn"
+	"github.com/ordo-pipeline/ordo/migrations"
+	"github.com/ordo-pipeline/ordo/schema"
+	"github.com/ordo-pipeline/ordo/shard"
+)
+
+// initialPlacement spreads count shards over nodes round-robin, so every
+// node holds ⌊count/N⌋ or ⌈count/N⌉ of them.
+func initialPlacement(count int, nodes []dsn.Node) []string {
+	out := make([]string, count)
+	for i := range out {
+		out[i] = nodes[i%len(nodes)].Name
+	}
+	return out
+}
+
+// migrateNodes applies the node migrations to every node.
+func migrateNodes(ctx context.Context, nodes []dsn.Node, log *slog.Logger) error {
+	for _, n := range nodes {
+		log.Info("migrating node", "node", n.Name, "url", dsn.Redact(n.URL))
+		if err := migrations.Node(ctx, n.URL); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// ensureTables creates the table of every shard placed on each node, at
+// the shard's epoch. Tables that exist are left alone.
+func ensureTables(ctx context.Context, snap *shard.Snapshot, nodes []dsn.Node) error {
+	for _, n := range nodes {
+		conn, err := pgx.Connect(ctx, n.URL)
+		if err != nil {
+			return fmt.Errorf("connecting to node %s: %w", n.Name, err)
+		}
+		for _, p := range snap.Shards {
+			if p.Node != n.Name {
+				continue
+			}
+			if err := schema.Create(ctx, conn, p.Shard, p.Epoch); err != nil {
+				conn.Close(ctx)
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
+		conn.Close(ctx)
+	}
+	return nil
+}
+
+// bootstrap creates the cluster in an empty catalog: it migrates every
+// node, creates each shard's table on its node, then records nodes and
+// shards in one catalog transaction. Killed before that commit, a re-run
+// starts again; the tables already made are reused.
+func bootstrap(ctx context.Context, conn *pgx.Conn, cfg *Config, log *slog.Logger) error {
+	nodes := cfg.DesiredNodes()
+	if err := migrateNodes(ctx, nodes, log); err != nil {
+		return err
+	}
+	placement := initialPlacement(cfg.Shards, nodes)
+	snap := &shard.Snapshot{Shards: make([]shard.Placement, cfg.Shards)}
+	for i, n := range placement {
+		snap.Shards[i] = shard.Placement{Shard: i, Node: n, Epoch: 1, State: shard.StateActive}
+	}
+	log.Info("creating shard tables", "shards", cfg.Shards, "nodes", len(nodes))
+	if err := ensureTables(ctx, snap, nodes); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO ordo_catalog.cluster (shard_count) VALUES ($1)`, cfg.Shards); err != nil {
+			return fmt.Errorf("recording cluster: %w", err)
+		}
+		for _, n := range nodes {
+			if _, err := tx.Exec(ctx, `INSERT INTO ordo_catalog.nodes (name, url) VALUES ($1, $2)`, n.Name, n.URL); err != nil {
+				return fmt.Errorf("recording node %s: %w", n.Name, err)
+			}
+		}
+		rows := make([][]any, len(placement))
+		for i, n := range placement {
+			rows[i] = []any{int32(i), n}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ordo_catalog", "shards"}, []string{"shard", "node"}, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("recording shards: %w", err)
+		}
+		return nil
+	})
+}
+
+// ErrNodesChanged is returned while moving shards is not available and
+// ORDO_NODES differs from the catalog's nodes.
+var ErrNodesChanged = errors.New("ORDO_NODES differs from the cluster's nodes")
+
+// nodeDiff compares the desired nodes with the catalog's active ones.
+func nodeDiff(desired []dsn.Node, snap *shard.Snapshot) (added, removed []string) {
+	want := map[string]bool{}
+	for _, n := range desired {
+		want[n.Name] = true
+		if cur, ok := snap.Nodes[n.Name]; !ok || cur.State == "detached" {
+			added = append(added, n.Name)
+		}
+	}
+	for name, n := range snap.Nodes {
+		if !want[name] && n.State != "detached" {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed
+}
+
+func describeDiff(added, removed []string) string {
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, "adds "+strings.Join(added, ", "))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "removes "+strings.Join(removed, ", "))
+	}
+	return strings.Join(parts, " and ")
+}

@@ -1,0 +1,175 @@
+package rebalance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/dsn"
+	"github.com/ordo-pipeline/ordo/schema"
+	"github.com/ordo-pipeline/ordo/shard"
+)
+
+// NodeStatus is one node's line of the status report.
+type NodeStatus struct {
+	Name        string
+	URL         string // redacted
+	State       string
+	Shards      int
+	Pending     int64 // rows waiting in the node's shard tables; -1 if unreachable
+	DeadLetters int64 // -1 if unreachable
+	Err         error // why the node could not be read, if it could not
+}
+
+// MoveStatus is one unfinished move.
+type MoveStatus struct {
+	ID         int64
+	Shard      int
+	Source     string
+	Target     string
+	Step       string
+	State      string
+	RowsCopied int64
+	Error      string
+	Since      time.Time
+}
+
+// Report is what `rebalance status` prints.
+type Report struct {
+	ShardCount int
+	Nodes      []NodeStatus
+	Moves      []MoveStatus
+}
+
+// NodeTimeout bounds how long status waits for one node.
+const NodeTimeout = 5 * time.Second
+
+// Status reads the cluster's state from the catalog at catalogURL and
+// from every node it lists.
+func Status(ctx context.Context, catalogURL string) (*Report, error) {
+	conn, err := pgx.Connect(ctx, catalogURL)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to catalog: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	snap, err := shard.Load(ctx, conn)
+	if isUndefinedTable(err) {
+		return nil, shard.ErrNotBootstrapped
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{ShardCount: snap.Count()}
+	counts := map[string]int{}
+	for _, p := range snap.Shards {
+		counts[p.Node]++
+	}
+	for _, n := range snap.Nodes {
+		ns := NodeStatus{Name: n.Name, URL: dsn.Redact(n.URL), State: n.State, Shards: counts[n.Name]}
+		if n.State != "detached" {
+			ns.Pending, ns.DeadLetters, ns.Err = nodeCounts(ctx, n.URL)
+			if ns.Err != nil {
+				ns.Pending, ns.DeadLetters = -1, -1
+			}
+		}
+		r.Nodes = append(r.Nodes, ns)
+	}
+	slices.SortFunc(r.Nodes, func(a, b NodeStatus) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	rows, err := conn.Query(ctx, `SELECT id, shard, source, target, step, state, rows_copied, coalesce(error, ''), updated_at
+		FROM ordo_catalog.moves WHERE state IN ('pending', 'running', 'failed') ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("reading moves: %w", err)
+	}
+	var m MoveStatus
+	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.Shard, &m.Source, &m.Target, &m.Step, &m.State, &m.RowsCopied, &m.Error, &m.Since}, func() error {
+		r.Moves = append(r.Moves, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading moves: %w", err)
+	}
+	return r, nil
+}
+
+func nodeCounts(ctx context.Context, url string) (pending, dead int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, NodeTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	shards, err := schema.List(ctx, conn)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, s := range shards {
+		n, err := schema.Pending(ctx, conn, s)
+		if err != nil {
+			return 0, 0, err
+		}
+		pending += n
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ordo.dead_letters`).Scan(&dead); err != nil && !isUndefinedTable(err) {
+		return 0, 0, fmt.Errorf("counting dead letters: %w", err)
+	}
+	return pending, dead, nil
+}
+
+// Print writes r as the table `rebalance status` shows.
+func (r *Report) Print(w io.Writer) error {
+	fmt.Fprintf(w, "cluster: %d shards on %d nodes\n\n", r.ShardCount, countActive(r.Nodes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tSHARDS\tPENDING\tDEAD LETTERS\tURL")
+	for _, n := range r.Nodes {
+		pending, dead := fmt.Sprint(n.Pending), fmt.Sprint(n.DeadLetters)
+		if n.Err != nil {
+			pending, dead = "unreachable", "-"
+		} else if n.State == "detached" {
+			pending, dead = "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, n.State, n.Shards, pending, dead, n.URL)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range r.Nodes {
+		if n.Err != nil {
+			fmt.Fprintf(w, "node %s unreachable: %v\n", n.Name, n.Err)
+		}
+	}
+	if len(r.Moves) == 0 {
+		_, err := fmt.Fprintln(w, "\nmoves in progress: none")
+		return err
+	}
+	fmt.Fprintf(w, "\nmoves in progress: %d\n", len(r.Moves))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MOVE\tSHARD\tFROM\tTO\tSTATE\tSTEP\tROWS COPIED\tERROR")
+	for _, m := range r.Moves {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, m.Shard, m.Source, m.Target, m.State, m.Step, m.RowsCopied, m.Error)
+	}
+	return tw.Flush()
+}
+
+func countActive(nodes []NodeStatus) int {
+	n := 0
+	for _, s := range nodes {
+		if s.State != "detached" {
+			n++
+		}
+	}
+	return n
+}
+

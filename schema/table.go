@@ -1,0 +1,192 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Schema is the Postgres schema that holds shard tables on a node.
+const Schema = "ordo"
+
+// FenceConstraint names the CHECK (false) constraint that fences a shard
+// table against new rows.
+const FenceConstraint = "ordo_fence"
+
+// Columns are the columns a writer supplies, in COPY order. epoch and seq
+// come from the table's defaults; attempts and the retry bookkeeping start
+// empty.
+var Columns = []string{"ordering_key", "source_id", "destination_id", "message_id", "received_at", "event"}
+
+// Table returns the name of shard's table.
+func Table(shard int) pgx.Identifier {
+	return pgx.Identifier{Schema, "shard_" + strconv.Itoa(shard)}
+}
+
+// ShardOf parses a table name made by Table ("shard_12") back to its shard.
+func ShardOf(table string) (int, bool) {
+	n, ok := strings.CutPrefix(table, "shard_")
+	if !ok {
+		return 0, false
+	}
+	s, err := strconv.Atoi(n)
+	return s, err == nil && s >= 0 && strconv.Itoa(s) == n
+}
+
+// Execer is what the functions here need: a *pgx.Conn, a pool or a tx.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Create makes shard's table on the node if it does not exist, with epoch
+// as the default epoch of new rows. On an existing table it changes
+// nothing, not even the epoch.
+func Create(ctx context.Context, db Execer, shard int, epoch int64) error {
+	if epoch <= 0 {
+		return fmt.Errorf("creating shard %d table: epoch %d must be positive", shard, epoch)
+	}
+	// The statement is built from integers only.
+	sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+    epoch           bigint NOT NULL DEFAULT %d,
+    seq             bigint NOT NULL DEFAULT nextval('ordo.event_seq'),
+    ordering_key    text NOT NULL,
+    source_id       text NOT NULL,
+    destination_id  text NOT NULL,
+    message_id      text NOT NULL,
+    received_at     timestamptz NOT NULL,
+    event           json NOT NULL,
+    attempts        int NOT NULL DEFAULT 0,
+    first_attempt_at timestamptz,
+    next_attempt_at timestamptz,
+    last_status     int,
+    last_response   text,
+    PRIMARY KEY (epoch, seq)
+) WITH (
+    fillfactor = 90,
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 10000,
+    autovacuum_vacuum_insert_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 50000,
+    autovacuum_vacuum_cost_delay = 0
+)`, Table(shard).Sanitize(), epoch)
+	if _, err := db.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("creating shard %d table: %w", shard, err)
+	}
+	return nil
+}
+
+// Drop removes shard's table and everything in it, if it exists.
+func Drop(ctx context.Context, db Execer, shard int) error {
+	if _, err := db.Exec(ctx, "DROP TABLE IF EXISTS "+Table(shard).Sanitize()); err != nil {
+		return fmt.Errorf("dropping shard %d table: %w", shard, err)
+	}
+	return nil
+}
+
+// Exists reports whether shard's table exists on the node.
+func Exists(ctx context.Context, db Execer, shard int) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", Table(shard).Sanitize()).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("looking up shard %d table: %w", shard, err)
+	}
+	return ok, nil
+}
+
+// List returns the shards that have a table on the node, in order.
+func List(ctx context.Context, db Execer) ([]int, error) {
+	rows, err := db.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'shard\_%' ORDER BY tablename`, Schema)
+	if err != nil {
+		return nil, fmt.Errorf("listing shard tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing shard tables: %w", err)
+	}
+	var shards []int
+	for _, n := range names {
+		if s, ok := ShardOf(n); ok {
+			shards = append(shards, s)
+		}
+	}
+	slices.Sort(shards)
+	return shards, nil
+}
+
+// Pending counts the rows waiting in shard's table; 0 when it has none.
+func Pending(ctx context.Context, db Execer, shard int) (int64, error) {
+	ok, err := Exists(ctx, db, shard)
+	if err != nil || !ok {
+		return 0, err
+	}
+	var n int64
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM "+Table(shard).Sanitize()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting shard %d: %w", shard, err)
+	}
+	return n, nil
+}
+
+// Fence makes shard's table refuse new rows. Run it in a transaction with a
+// lock_timeout: it first takes an EXCLUSIVE lock, which waits for every
+// in-flight insert into the table to commit or abort, so that once the
+// transaction commits no row can be added to the table. Fencing a fenced
+// table is a no-op.
+func Fence(ctx context.Context, tx pgx.Tx, shard int) error {
+	t := Table(shard).Sanitize()
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+t+" IN EXCLUSIVE MODE"); err != nil {
+		return fmt.Errorf("locking shard %d table: %w", shard, err)
+	}
+	fenced, err := IsFencedTable(ctx, tx, shard)
+	if err != nil || fenced {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+t+" ADD CONSTRAINT "+FenceConstraint+" CHECK (false) NOT VALID"); err != nil {
+		return fmt.Errorf("fencing shard %d table: %w", shard, err)
+	}
+	return nil
+}
+
+// Unfence lets shard's table take rows again. Unfencing an unfenced table
+// is a no-op.
+func Unfence(ctx context.Context, db Execer, shard int) error {
+	if _, err := db.Exec(ctx, "ALTER TABLE "+Table(shard).Sanitize()+" DROP CONSTRAINT IF EXISTS "+FenceConstraint); err != nil {
+		return fmt.Errorf("unfencing shard %d table: %w", shard, err)
+	}
+	return nil
+}
+
+// IsFencedTable reports whether shard's table carries the fence.
+func IsFencedTable(ctx context.Context, db Execer, shard int) (bool, error) {
+	var fenced bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)`,
+		Table(shard).Sanitize(), FenceConstraint).Scan(&fenced)
+	if err != nil {
+		return false, fmt.Errorf("checking shard %d fence: %w", shard, err)
+	}
+	return fenced, nil
+}
+
+// IsStale reports whether err says the writer's placement is out of date:
+// the shard's table on that node is fenced or gone. The writer should
+// reload the placement map and write to the shard's current node.
+func IsStale(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23514": // check_violation
+		return pgErr.ConstraintName == FenceConstraint
+	case "42P01": // undefined_table
+		return true
+	}
+	return false
+}
