@@ -172,4 +172,3 @@ func countActive(nodes []NodeStatus) int {
 	}
 	return n
 }
-
