@@ -1,0 +1,38 @@
+# ordo: run `make help` for the targets.
+GO ?= go
+BIN := bin
+GOFLAGS_TEST ?= -count=1 -timeout 40m
+FUZZTIME ?= 10s
+
+.PHONY: help build test test-short fuzz lint dev bench clean
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+build: ## build every program into ./bin
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: build ## run every test against throwaway Postgres clusters (needs Go and PostgreSQL server binaries or Docker)
+	$(GO) vet ./...
+	$(GO) test $(GOFLAGS_TEST) ./...
+	$(MAKE) fuzz
+
+fuzz: ## run each fuzz test for FUZZTIME (default 10s)
+	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func /:/' | while IFS=: read -r file fn; do \
+	  echo "fuzz $$(dirname $$file) $$fn"; \
+	  $(GO) test ./$$(dirname $$file) -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+lint: ## gofmt, go vet, and golangci-lint when installed
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'run gofmt -w on the files above'; exit 1; }
+	$(GO) vet ./...
+	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo 'golangci-lint not installed: skipped'; fi
+
+dev: build ## start a local cluster: 2 throwaway Postgres nodes, gateway, 2 workers, demo sink
+	$(BIN)/ordo-dev
+
+bench: build ## measure ingest, delivery, copy and River on throwaway clusters
+	$(GO) run ./bench
+
+clean: ## remove ./bin
+	rm -rf $(BIN)
