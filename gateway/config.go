@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ordo-pipeline/ordo/internal/cli"
+)
+
+// Limits on batching settings.
+const (
+	maxBatchRows = 1_000_000
+	maxBatchWait = time.Second
+)
+
+// Config is the gateway's settings, read from the environment.
+type Config struct {
+	// CatalogURL is the Postgres URL of the catalog database. Required.
+	CatalogURL string `env:"ORDO_CATALOG_URL,required,notEmpty"`
+	// WorkspaceConfig is the path of the workspace file. Required.
+	WorkspaceConfig string `env:"ORDO_WORKSPACE_CONFIG,required,notEmpty"`
+	// HTTPAddr is the listen address. Defaults to ":8080".
+	HTTPAddr string `env:"ORDO_HTTP_ADDR" envDefault:":8080"`
+	// BatchMaxRows closes a node's write batch once it holds this many
+	// rows (events times destinations). Defaults to 1000.
+	BatchMaxRows int `env:"ORDO_BATCH_MAX_ROWS" envDefault:"1000"`
+	// BatchMaxWait is how long a node's write batch gathers requests
+	// before it is written. Defaults to 5ms.
+	BatchMaxWait time.Duration `env:"ORDO_BATCH_MAX_WAIT" envDefault:"5ms"`
+	// WriteTimeout bounds how long a request waits for its events to be
+	// committed before it is answered 503. Defaults to 5s.
+	WriteTimeout time.Duration `env:"ORDO_WRITE_TIMEOUT" envDefault:"5s"`
+	Log          cli.LogConfig
+}
+
+// settings is the Settings section of --help.
+const settings = `  ORDO_CATALOG_URL       Postgres URL of the catalog database (required)
+  ORDO_WORKSPACE_CONFIG  path of the workspace file (required)
+  ORDO_HTTP_ADDR         listen address (default :8080)
+  ORDO_BATCH_MAX_ROWS    write a node's batch once it holds this many rows,
+                         one per event and destination (default 1000)
+  ORDO_BATCH_MAX_WAIT    longest a node's batch gathers requests before it is
+                         written, e.g. 5ms (default 5ms)
+  ORDO_WRITE_TIMEOUT     longest a request waits for its commit before it is
+                         answered 503 with Retry-After (default 5s)
+  ORDO_LOG_FORMAT        text or json (default text)
+  ORDO_LOG_LEVEL         debug, info, warn or error (default info)
+`
+
+// Validate checks every setting; its error names the variable at fault.
+func (c *Config) Validate() error {
+	if _, err := pgxpool.ParseConfig(c.CatalogURL); err != nil {
+		// pgconn's parse errors redact the password.
+		return &cli.SettingError{Var: "ORDO_CATALOG_URL", Msg: "not a valid Postgres URL: " + err.Error()}
+	}
+	if err := checkAddr(c.HTTPAddr); err != nil {
+		return &cli.SettingError{Var: "ORDO_HTTP_ADDR", Msg: err.Error()}
+	}
+	if c.BatchMaxRows < 1 || c.BatchMaxRows > maxBatchRows {
+		return &cli.SettingError{Var: "ORDO_BATCH_MAX_ROWS", Msg: fmt.Sprintf("must be between 1 and %d, not %d", maxBatchRows, c.BatchMaxRows)}
+	}
+	if c.BatchMaxWait <= 0 || c.BatchMaxWait > maxBatchWait {
+		return &cli.SettingError{Var: "ORDO_BATCH_MAX_WAIT", Msg: fmt.Sprintf("must be more than 0 and at most %s, not %s", maxBatchWait, c.BatchMaxWait)}
+	}
+	if c.WriteTimeout <= 0 {
+		return &cli.SettingError{Var: "ORDO_WRITE_TIMEOUT", Msg: fmt.Sprintf("must be positive, not %s", c.WriteTimeout)}
+	}
+	return c.Log.Validate()
+}
+
+// checkAddr checks a listen address such as ":8080" or "127.0.0.1:0".
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not a listen address like :8080: %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q must be a number between 0 and 65535", port)
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+// Package gateway is ordo's HTTP ingest server, compatible with the
+// RudderStack and Segment HTTP tracking APIs.
+//
+// A request goes through, in order: the method check (405), HTTP Basic
+// write-key authentication against the workspace file (401), a bounded
+// read of the body, gunzipped when Content-Encoding is gzip (413 over
+// MaxBodyBytes, before or after decompression), decoding (400), the size
+// of each event (413 over MaxEventBytes), validation (400, naming the
+// batch index for /v1/batch), enrichment (messageId, receivedAt and type;
+// every other field is kept as sent) and the durable write through package
+// store. 200 means every event of the request is committed in Postgres;
+// when the store cannot take the write the answer is 503 with Retry-After.
+// Errors carry a JSON body {"error": "..."}, and a request answered with an
+// error stored nothing, except in the case package store documents: a
+// request whose events span several nodes, one of which failed.
+//
+// /health answers 200 while the process runs; /ready answers 200 once the
+// shard map is loaded and was reloaded from the catalog recently; /metrics
+// serves Prometheus metrics from the gateway's own registry.
+package gateway

@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// retryAfter is the Retry-After, in seconds, of a 503.
+const retryAfter = 1
+
+// httpError is a request refused with a status and a message for the
+// client.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) *httpError {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// badRequest is a 400.
+func badRequest(format string, args ...any) *httpError {
+	return errorf(http.StatusBadRequest, format, args...)
+}
+
+// inBatch prefixes e's message with the batch index i.
+func (e *httpError) inBatch(i int) *httpError {
+	return &httpError{status: e.status, msg: fmt.Sprintf("batch[%d]: %s", i, e.msg)}
+}
+
+// errorBody is the JSON body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError answers with e's status and JSON body; a 503 carries
+// Retry-After.
+func writeError(w http.ResponseWriter, e *httpError) {
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	writeJSON(w, e.status, errorBody{Error: e.msg})
+}
+
+// writeJSON answers with status and v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(append(body, '\n')) //nolint:errcheck // the client may be gone
+}

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/ordo-pipeline/ordo/store"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler returns the gateway's HTTP API.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, t := range Types {
+		path := "/v1/" + t
+		mux.HandleFunc(path, g.metrics.instrument(path, g.ingest(path, t)))
+	}
+	mux.HandleFunc("/v1/batch", g.metrics.instrument("/v1/batch", g.ingest("/v1/batch", "")))
+	mux.HandleFunc("/health", g.metrics.instrument("/health", get(g.health)))
+	mux.HandleFunc("/ready", g.metrics.instrument("/ready", get(g.ready)))
+	metrics := promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry})
+	mux.HandleFunc("/metrics", g.metrics.instrument("/metrics", get(metrics.ServeHTTP)))
+	mux.HandleFunc("/", g.metrics.instrument("other", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path))
+	}))
+	return mux
+}
+
+// get answers 405 to anything but GET and HEAD.
+func get(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, errorf(http.StatusMethodNotAllowed, "method %s not allowed: use GET", r.Method))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (g *Gateway) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (g *Gateway) ready(w http.ResponseWriter, _ *http.Request) {
+	if !g.Ready() {
+		writeError(w, errorf(http.StatusServiceUnavailable, "not ready: the shard map is not loaded from the catalog, or not recently"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// cors lets browser SDKs post events from any origin, as RudderStack and
+// Segment do. It reports whether r was a preflight, now answered.
+func cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	h := w.Header()
+	if origin != "" {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Add("Vary", "Origin")
+	}
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Allow", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+	}
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// ingest handles an event endpoint: /v1/<typ>, or /v1/batch when typ is "".
+func (g *Gateway) ingest(path, typ string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		if cors(w, r) {
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST, OPTIONS")
+			writeError(w, errorf(http.StatusMethodNotAllowed, "method %s not allowed: use POST", r.Method))
+			return
+		}
+		events, rows, herr := g.accept(w, r, typ)
+		if herr == nil {
+			herr = g.write(r, rows)
+		}
+		if herr != nil {
+			writeError(w, herr)
+			return
+		}
+		g.metrics.acked(path, began, events)
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	}
+}
+
+// accept authenticates, reads, decodes, validates and enriches a request's
+// events, returning them and their rows for the store.
+func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, typ string) ([]*event, []store.Event, *httpError) {
+	src, herr := g.authenticate(r)
+	if herr != nil {
+		return nil, nil, herr
+	}
+	data, herr := readBody(w, r)
+	if herr != nil {
+		return nil, nil, herr
+	}
+	var events []*event
+	if typ != "" {
+		ev, herr := decodeEvent(data, typ, nil)
+		if herr != nil {
+			return nil, nil, herr
+		}
+		events = []*event{ev}
+	} else {
+		raws, shared, herr := parseBatch(data)
+		if herr != nil {
+			return nil, nil, herr
+		}
+		events = make([]*event, len(raws))
+		for i, raw := range raws {
+			if events[i], herr = decodeEvent(raw, "", shared); herr != nil {
+				return nil, nil, herr.inBatch(i)
+			}
+		}
+	}
+	receivedAt := time.Now().UTC().Truncate(time.Millisecond)
+	rows := make([]store.Event, len(events))
+	for i, ev := range events {
+		body := ev.enrich(receivedAt)
+		rows[i] = store.Event{
+			OrderingKey:  ev.orderingKey(),
+			SourceID:     src.ID,
+			Destinations: src.Destinations,
+			MessageID:    ev.messageID,
+			ReceivedAt:   receivedAt,
+			JSON:         body,
+		}
+	}
+	return events, rows, nil
+}
+
+// decodeEvent checks one event's size, decodes and validates it as type
+// typ ("" for a batch element naming its own), and adds the members of
+// shared it lacks.
+func decodeEvent(raw []byte, typ string, shared object) (*event, *httpError) {
+	if len(raw) > MaxEventBytes {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "event is %d bytes, over the %d-byte (32 KiB) limit", len(raw), MaxEventBytes)
+	}
+	obj, herr := parseEvent(raw)
+	if herr != nil {
+		return nil, herr
+	}
+	for _, f := range shared {
+		if obj.get(f.key) == nil {
+			obj = append(obj, f)
+		}
+	}
+	return validate(obj, typ)
+}
+
+// write stores a request's rows and turns the store's errors into answers.
+func (g *Gateway) write(r *http.Request, rows []store.Event) *httpError {
+	err := g.store.Write(r.Context(), rows)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrRejected):
+		g.log.Warn("database refused a request's events", "path", r.URL.Path, "error", err)
+		return badRequest("the events hold data the store cannot take")
+	default:
+		g.log.Warn("store could not take a request's events", "path", r.URL.Path, "events", len(rows), "error", err)
+		return errorf(http.StatusServiceUnavailable, "the store cannot take the events now: retry later")
+	}
+}

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Types are the event types, each with its endpoint /v1/<type>.
+var Types = []string{"track", "identify", "page", "screen", "group", "alias"}
+
+// required names the field each type needs besides userId or anonymousId.
+var required = map[string]string{
+	"track": "event",
+	"group": "groupId",
+	"alias": "previousId",
+}
+
+// event is a decoded and validated event.
+type event struct {
+	obj         object
+	typ         string
+	userID      string
+	anonymousID string
+	messageID   string // "" when the client sent none
+}
+
+// orderingKey returns userId when non-empty, otherwise anonymousId.
+func (e *event) orderingKey() string {
+	if e.userID != "" {
+		return e.userID
+	}
+	return e.anonymousID
+}
+
+// validate checks obj as an event of type typ, or, when typ is "" (an
+// element of a batch), of the type it names itself.
+func validate(obj object, typ string) (*event, *httpError) {
+	if typ == "" {
+		t, present, herr := stringField(obj, "type")
+		switch {
+		case herr != nil:
+			return nil, herr
+		case !present:
+			return nil, badRequest(`"type" is required: one of %s`, strings.Join(Types, ", "))
+		case !slices.Contains(Types, t):
+			return nil, badRequest(`"type" %q is not one of %s`, t, strings.Join(Types, ", "))
+		}
+		typ = t
+	}
+	ev := &event{obj: obj, typ: typ}
+	var herr *httpError
+	if ev.userID, _, herr = stringField(obj, "userId"); herr != nil {
+		return nil, herr
+	}
+	if ev.anonymousID, _, herr = stringField(obj, "anonymousId"); herr != nil {
+		return nil, herr
+	}
+	if ev.orderingKey() == "" {
+		return nil, badRequest(`"userId" or "anonymousId" is required (a non-empty string)`)
+	}
+	if ev.messageID, _, herr = stringField(obj, "messageId"); herr != nil {
+		return nil, herr
+	}
+	if name := required[typ]; name != "" {
+		_, present, herr := stringField(obj, name)
+		if herr != nil {
+			return nil, herr
+		}
+		if !present {
+			return nil, badRequest(`%s event needs %q (a non-empty string)`, typ, name)
+		}
+	}
+	return ev, nil
+}
+
+// stringField returns the string value of obj's member name. A member that
+// is absent, null or "" is not present; any other value than a string is
+// an error naming the member, as is a string holding a NUL character,
+// which Postgres text cannot store.
+func stringField(obj object, name string) (s string, present bool, herr *httpError) {
+	raw := obj.get(name)
+	if raw == nil || string(raw) == "null" {
+		return "", false, nil
+	}
+	if raw[0] != '"' {
+		return "", false, badRequest("%q must be a string", name)
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, malformed(err)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", false, badRequest("%q must not hold a NUL character", name)
+	}
+	return s, s != "", nil
+}

@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ordo-pipeline/ordo/internal/dsn"
+	"github.com/ordo-pipeline/ordo/shard"
+)
+
+// batcher gathers the requests for one node and writes them in batches,
+// one batch at a time, on its own goroutine.
+type batcher struct {
+	node    string
+	url     string
+	cfg     Config
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	metrics *metrics
+
+	queue chan *request
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+// newBatcher starts the batcher of node. Its pool connects lazily.
+func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {
+	pcfg, err := pgxpool.ParseConfig(node.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: node %s has an invalid url %s: %w", ErrUnavailable, node.Name, dsn.Redact(node.URL), err)
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	pcfg.MinConns = 0
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: node %s: %w", ErrUnavailable, node.Name, err)
+	}
+	b := &batcher{
+		node:    node.Name,
+		url:     node.URL,
+		cfg:     cfg,
+		pool:    pool,
+		log:     cfg.Logger.With("node", node.Name),
+		metrics: m,
+		queue:   make(chan *request, cfg.QueueSize),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go b.run()
+	return b, nil
+}
+
+// submit queues r. It fails when the queue stays full until ctx ends or
+// the batcher is closing.
+func (b *batcher) submit(ctx context.Context, r *request) error {
+	select {
+	case b.queue <- r:
+		return nil
+	default:
+	}
+	select {
+	case b.queue <- r:
+		return nil
+	case <-b.stop:
+		return fmt.Errorf("%w: shutting down", ErrUnavailable)
+	case <-ctx.Done():
+		b.metrics.queueFull.WithLabelValues(b.node).Inc()
+		return fmt.Errorf("%w: node %s is not keeping up", ErrUnavailable, b.node)
+	}
+}
+
+// close stops the batcher once it has written every queued request, and
+// closes its pool. It is safe to call more than once.
+func (b *batcher) close() {
+	b.once.Do(func() { close(b.stop) })
+	<-b.done
+}
+
+func (b *batcher) run() {
+	defer close(b.done)
+	defer b.pool.Close()
+	for {
+		var first *request
+		select {
+		case first = <-b.queue:
+		case <-b.stop:
+			b.drain()
+			return
+		}
+		b.flush(b.gather(first))
+	}
+}
+
+// gather collects requests into a batch, starting with first, until the
+// batch holds MaxRows rows or MaxWait has passed.
+func (b *batcher) gather(first *request) []*request {
+	var batch []*request
+	rows := 0
+	add := func(r *request) {
+		if r.take(time.Now()) {
+			batch = append(batch, r)
+			rows += r.rows
+		}
+	}
+	add(first)
+	timer := time.NewTimer(b.cfg.MaxWait)
+	defer timer.Stop()
+	for rows < b.cfg.MaxRows {
+		select {
+		case r := <-b.queue:
+			add(r)
+		case <-timer.C:
+			return batch
+		case <-b.stop:
+			return batch
+		}
+	}
+	return batch
+}
+
+// drain writes whatever is queued when the batcher stops.
+func (b *batcher) drain() {
+	for {
+		var batch []*request
+		rows := 0
+	collect:
+		for rows < b.cfg.MaxRows {
+			select {
+			case r := <-b.queue:
+				if r.take(time.Now()) {
+					batch = append(batch, r)
+					rows += r.rows
+				}
+			default:
+				break collect
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		b.flush(batch)
+	}
+}

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ordo-pipeline/ordo/shard"
+)
+
+// routed is an event with the shard it hashes to.
+type routed struct {
+	shard int
+	ev    *Event
+}
+
+// Write stores events, each once per destination, and returns nil once all
+// of them are committed. Events of one ordering key are stored in the
+// order given. ctx (and Config.WriteTimeout, whichever ends first) bounds
+// the whole call; when it ends, Write returns an error wrapping
+// ErrUnavailable. See the package documentation for what a failed Write
+// may have stored.
+func (s *Store) Write(ctx context.Context, events []Event) error {
+	deadline := time.Now().Add(s.cfg.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	pending := make([]routed, 0, len(events))
+	for i := range events {
+		if len(events[i].Destinations) > 0 {
+			pending = append(pending, routed{ev: &events[i]})
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	snap, err := s.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range pending {
+		pending[i].shard = shard.For(pending[i].ev.OrderingKey, snap.Count())
+	}
+
+	for {
+		stale, err := s.writeOnce(ctx, snap, pending, deadline)
+		if err != nil || len(stale) == 0 {
+			return err
+		}
+		s.metrics.staleRetries.Inc()
+		next, err := s.awaitMove(ctx, snap, stale)
+		if err != nil {
+			return err
+		}
+		snap, pending = next, stale
+	}
+}
+
+// snapshot returns the current placement map, loading it if the map has
+// never loaded.
+func (s *Store) snapshot(ctx context.Context) (*shard.Snapshot, error) {
+	if snap := s.m.Current(); snap != nil {
+		return snap, nil
+	}
+	if err := s.m.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("%w: loading shard map: %w", ErrUnavailable, err)
+	}
+	snap := s.m.Current()
+	if snap == nil {
+		return nil, fmt.Errorf("%w: shard map not loaded", ErrUnavailable)
+	}
+	return snap, nil
+}
+
+// writeOnce sends events to their nodes' batchers and waits for every
+// node. It returns the events that hit a moved shard, to be routed again.
+func (s *Store) writeOnce(ctx context.Context, snap *shard.Snapshot, events []routed, deadline time.Time) ([]routed, error) {
+	byNode := map[string][]routed{}
+	var order []string
+	for _, r := range events {
+		name := snap.Shards[r.shard].Node
+		if _, ok := byNode[name]; !ok {
+			order = append(order, name)
+		}
+		byNode[name] = append(byNode[name], r)
+	}
+	reqs := make([]*request, 0, len(order))
+	var firstErr error
+	for _, name := range order {
+		b, err := s.batcherFor(snap.Nodes[name])
+		if err == nil {
+			req := newRequest(byNode[name], deadline)
+			if err = b.submit(ctx, req); err == nil {
+				reqs = append(reqs, req)
+				continue
+			}
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	var stale []routed
+	for _, req := range reqs {
+		err := req.wait(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, errStale):
+			stale = append(stale, req.events...)
+		case firstErr == nil:
+			firstErr = err
+		}
+	}
+	return stale, firstErr
+}
+
+// awaitMove refreshes the map after a write hit a moved shard and returns
+// the new snapshot. While the map still places every stale shard where it
+// was (the move fenced the shard but has not flipped the catalog yet, or
+// the catalog did not answer), it waits with a short backoff and reloads
+// again, until ctx ends.
+func (s *Store) awaitMove(ctx context.Context, old *shard.Snapshot, stale []routed) (*shard.Snapshot, error) {
+	wait := 5 * time.Millisecond
+	for {
+		err := s.m.Refresh(ctx)
+		if snap := s.m.Current(); err == nil && snap != nil && moved(old, snap, stale) {
+			return snap, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w: shard %d moved and its new placement did not appear in time", ErrUnavailable, stale[0].shard)
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// moved reports whether any shard of stale is placed differently in snap
+// than in old.
+func moved(old, snap *shard.Snapshot, stale []routed) bool {
+	for _, r := range stale {
+		if old.Shards[r.shard] != snap.Shards[r.shard] {
+			return true
+		}
+	}
+	return false
+}

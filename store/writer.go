@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ordo-pipeline/ordo/schema"
+)
+
+// flush writes batch and answers each of its requests. A stale shard
+// fails only the requests that touched it; the others are written again
+// at once. A data exception splits the batch so that only the request
+// at fault fails.
+func (b *batcher) flush(batch []*request) {
+	deadline := batch[0].deadline
+	for _, r := range batch[1:] {
+		if r.deadline.Before(deadline) {
+			deadline = r.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+
+	retried := false
+	for len(batch) > 0 {
+		staleShard, err := b.write(ctx, batch)
+		switch {
+		case err == nil:
+			for _, r := range batch {
+				r.answer(nil)
+			}
+			return
+		case pgconn.SafeToRetry(err) && !retried && ctx.Err() == nil:
+			// Nothing reached the server (a pooled connection had died,
+			// say): try once more on a fresh connection.
+			retried = true
+		case schema.IsStale(err) && staleShard >= 0:
+			b.metrics.errors.WithLabelValues(b.node, "stale").Inc()
+			b.log.Debug("shard table fenced or missing: re-routing its requests", "shard", staleShard, "error", err)
+			batch = slices.DeleteFunc(batch, func(r *request) bool {
+				if r.touches(staleShard) {
+					r.answer(fmt.Errorf("%w: shard %d on node %s: %w", errStale, staleShard, b.node, err))
+					return true
+				}
+				return false
+			})
+		case isDataError(err) && len(batch) > 1:
+			b.log.Warn("node refused a batch's data: writing its requests one by one", "error", err)
+			for _, r := range batch {
+				b.flush([]*request{r})
+			}
+			return
+		default:
+			kind, answer := "unavailable", fmt.Errorf("%w: writing to node %s: %w", ErrUnavailable, b.node, err)
+			if isDataError(err) {
+				kind, answer = "rejected", fmt.Errorf("%w: %w", ErrRejected, err)
+			}
+			b.metrics.errors.WithLabelValues(b.node, kind).Inc()
+			b.log.Warn("batch failed", "requests", len(batch), "error", err)
+			for _, r := range batch {
+				r.answer(answer)
+			}
+			return
+		}
+	}
+}
+
+// write writes batch in one transaction, one COPY per shard table. When a
+// COPY fails, it returns the shard it was writing, else -1.
+func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
+	began := time.Now()
+	shards, rows := groupByShard(batch)
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	for _, s := range shards {
+		src := &rowSource{events: rows[s]}
+		if _, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, src); err != nil {
+			return s, fmt.Errorf("copying into shard %d: %w", s, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return -1, fmt.Errorf("committing: %w", err)
+	}
+	n := 0
+	for _, r := range batch {
+		n += r.rows
+	}
+	b.metrics.commitSeconds.WithLabelValues(b.node).Observe(time.Since(began).Seconds())
+	b.metrics.batchRows.Observe(float64(n))
+	b.metrics.batchRequests.Observe(float64(len(batch)))
+	return -1, nil
+}
+
+// groupByShard returns the shards batch touches, in order of first use,
+// and each shard's events in batch order.
+func groupByShard(batch []*request) ([]int, map[int][]*routed) {
+	var shards []int
+	rows := map[int][]*routed{}
+	for _, r := range batch {
+		for i := range r.events {
+			ev := &r.events[i]
+			if _, ok := rows[ev.shard]; !ok {
+				shards = append(shards, ev.shard)
+			}
+			rows[ev.shard] = append(rows[ev.shard], ev)
+		}
+	}
+	return shards, rows
+}
+
+// touches reports whether r has an event in shard.
+func (r *request) touches(shard int) bool {
+	for _, ev := range r.events {
+		if ev.shard == shard {
+			return true
+		}
+	}
+	return false
+}
+
+// isDataError reports whether err is Postgres refusing the data itself (a
+// data exception, or JSON nested too deeply for its parser), not the
+// node's state.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || pgErr.Code == "54001" // data_exception, statement_too_complex
+}
+
+// rowSource feeds COPY one row per event and destination, in order,
+// without building the rows up front. It implements pgx.CopyFromSource.
+type rowSource struct {
+	events []*routed
+	i, d   int // next event, and next destination of it
+	row    [6]any
+}
+
+var _ pgx.CopyFromSource = (*rowSource)(nil)
+
+func (s *rowSource) Next() bool {
+	for s.i < len(s.events) {
+		ev := s.events[s.i].ev
+		if s.d < len(ev.Destinations) {
+			s.row = [6]any{ev.OrderingKey, ev.SourceID, ev.Destinations[s.d], ev.MessageID, ev.ReceivedAt, ev.JSON}
+			s.d++
+			return true
+		}
+		s.i, s.d = s.i+1, 0
+	}
+	return false
+}
+
+func (s *rowSource) Values() ([]any, error) { return s.row[:], nil }
+
+func (s *rowSource) Err() error { return nil }
