@@ -1,0 +1,46 @@
+// Package worker delivers stored events to their destinations: it claims
+// whole shards, reads each claimed shard's rows in (epoch, seq) order and
+// sends them, keeping the order of every ordering key per destination.
+//
+// # Claims
+//
+// A worker claims a shard by taking the shard's session-level advisory lock
+// (schema.TryLockSQL) on the node that holds the shard. The lock is taken on
+// one of a few dedicated connections per node (ORDO_WORKER_NODE_CONNS,
+// default 2), and every read and every acknowledgement of the shard (deletes,
+// dead-letter moves, retry bookkeeping) runs on that same connection: when it
+// dies, the lock and the power to acknowledge die with it. One connection per
+// claimed shard would need ⌈S/W⌉ connections per worker (128 for a lone
+// worker on a default cluster, beyond Postgres' default max_connections of
+// 100); one per node would serialise every shard of a node on one socket. A
+// few per node, each shard pinned to one, bounds both. Connections use TCP
+// keepalives and TCP_USER_TIMEOUT on both ends, so a dead peer is noticed in
+// seconds rather than hours.
+//
+// # Fair share
+//
+// Each worker keeps a heartbeat row in ordo_catalog.workers. With W workers
+// whose heartbeat is fresh (ORDO_WORKER_LIVENESS, default 5s) each aims at
+// ⌈S/W⌉ shards: above it, it releases its least preferred shards between
+// batches; below it, it tries free ones in its own preference order
+// (rendezvous hashing of worker id and shard, so workers seldom contend and
+// a shard tends to return to the same worker). A shard whose placement is
+// 'moving', or that the map shows on another node than the one its lock is
+// held on, is let go at once.
+//
+// # Delivery
+//
+// Per claimed shard, one goroutine owns the shard's state. It reads rows past
+// a cursor in (epoch, seq) order, a window at a time, into lanes: the queue
+// of one (destination, ordering key). Ready lanes of a destination are sent
+// in parallel (bounded), a lane's consecutive events and the heads of other
+// lanes sharing a request up to the destination's MaxBatchSize; a lane has
+// at most one request in flight, so its events go out in order. A retryable
+// failure blocks the lanes of the request until their backoff ends (the
+// barrier) while other lanes go on; a non-retryable status, MaxAttempts or
+// MaxAge dead-letters events, with their last status and response, and
+// unblocks the lane. Delivered rows are deleted in batches; retry
+// bookkeeping (attempts, next_attempt_at, last status) is written to the row
+// so a restart respects it. Lanes blocked for long are spilled (only their
+// head kept in memory) so they cannot fill the buffer and stall other keys.
+package worker

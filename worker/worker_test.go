@@ -1,0 +1,239 @@
+package worker_test
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// workspaceJSON is a workspace with one source "web" sending to dests, each
+// a webhook to {{id}} with the given batch size and retry object.
+func workspaceJSON(dests ...string) string {
+	ids := make([]string, len(dests))
+	for i, d := range dests {
+		ids[i] = fmt.Sprintf("%q", strings.SplitN(d, "|", 2)[0])
+	}
+	var ds []string
+	for _, d := range dests {
+		parts := strings.SplitN(d, "|", 3)
+		ds = append(ds, fmt.Sprintf(`{"id": %q, "type": "webhook", "config": {"url": "{{%s}}", "maxBatchSize": %s, "timeout": "5s"}, "retry": %s}`,
+			parts[0], parts[0], parts[1], parts[2]))
+	}
+	return fmt.Sprintf(`{"sources": [{"id": "web", "writeKey": "wk", "destinations": [%s]}], "destinations": [%s]}`,
+		strings.Join(ids, ", "), strings.Join(ds, ", "))
+}
+
+const fastRetry = `{"initialBackoff": "10ms", "maxBackoff": "100ms", "maxAttempts": 1000, "maxAge": "1h"}`
+
+// TestOrderUnderRandomFailures delivers a stream of many keys through two
+// workers to two destinations (one single-event, one batched) that each
+// fail 30% of requests: every event arrives, and each key's events are
+// first delivered in order.
+func TestOrderUnderRandomFailures(t *testing.T) {
+	t.Parallel()
+	single := newHook(t, randomFailures(0.3))
+	batched := newHook(t, randomFailures(0.3))
+	hooks := map[string]*hook{"single": single, "batched": batched}
+	b := setup(t, 8, workspaceJSON("single|1|"+fastRetry, "batched|20|"+fastRetry), hooks)
+	b.startWorker()
+	b.startWorker()
+	events := stream(40, 25, "user")
+	// In two parts, so that some rows arrive while others are retried.
+	b.insert("web", []string{"single", "batched"}, events[:500])
+	time.Sleep(200 * time.Millisecond)
+	b.insert("web", []string{"single", "batched"}, events[500:])
+	eventually(t, 60*time.Second, "every event delivered to both", func() bool {
+		return single.distinct() == len(events) && batched.distinct() == len(events)
+	})
+	single.checkOrder(t)
+	batched.checkOrder(t)
+	eventually(t, 10*time.Second, "acknowledged rows deleted", func() bool { return b.pending() == 0 })
+	if dl := b.deadLetters(); len(dl) != 0 {
+		t.Errorf("%d dead letters, want none", len(dl))
+	}
+	if batched.batches == 0 {
+		t.Errorf("the batched destination got no request with more than one event")
+	}
+}
+
+// TestFailingDestinationIsolated checks that a destination that always
+// fails, and whose blocked rows overflow the shard buffer, does not hold up
+// another destination of the same events.
+func TestFailingDestinationIsolated(t *testing.T) {
+	t.Parallel()
+	good := newHook(t, nil)
+	bad := newHook(t, func([]event) (int, string) { return 503, "down" })
+	hooks := map[string]*hook{"good": good, "bad": bad}
+	retry := `{"initialBackoff": "50ms", "maxBackoff": "200ms", "maxAttempts": 1000, "maxAge": "1h"}`
+	b := setup(t, 4, workspaceJSON("bad|1|"+retry, "good|1|"+retry), hooks)
+	// A small buffer: the bad destination's rows must be spilled for the
+	// good one's to be read.
+	b.startWorker("ORDO_WORKER_BUFFER=200", "ORDO_WORKER_WINDOW=50")
+	events := stream(100, 20, "k")
+	b.insert("web", []string{"bad", "good"}, events)
+	took := eventually(t, 30*time.Second, "good destination got every event", func() bool {
+		return good.distinct() == len(events)
+	})
+	t.Logf("good destination done in %s while the other failed every request", took)
+	good.checkOrder(t)
+	if got := bad.distinct(); got != 0 {
+		t.Errorf("bad destination delivered %d events, want 0", got)
+	}
+	if n := b.pending(); n != int64(len(events)) {
+		t.Errorf("%d rows pending, want the bad destination's %d", n, len(events))
+	}
+}
+
+// TestRejectedKeyDeadLettered checks that a key whose events all get 400 is
+// dead-lettered at once without holding up other keys, that a key failing
+// with 503 is dead-lettered after maxAttempts, and that dead letters keep
+// the last status and response.
+func TestRejectedKeyDeadLettered(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, func(events []event) (int, string) {
+		switch events[0].Key {
+		case "poison":
+			return 400, `{"error":"bad event for poison"}`
+		case "doomed":
+			return 503, "unavailable for doomed"
+		}
+		return 200, "ok"
+	})
+	retry := `{"initialBackoff": "10ms", "maxBackoff": "20ms", "maxAttempts": 3, "maxAge": "1h"}`
+	b := setup(t, 4, workspaceJSON("hook|1|"+retry), map[string]*hook{"hook": h})
+	b.startWorker()
+	var events []event
+	for i := range 30 {
+		events = append(events, event{Key: "poison", I: i}, event{Key: "doomed", I: i}, event{Key: "fine", I: i})
+	}
+	b.insert("web", []string{"hook"}, events)
+	eventually(t, 30*time.Second, "fine key delivered", func() bool { return h.distinct() == 30 })
+	eventually(t, 30*time.Second, "every row settled", func() bool { return b.pending() == 0 })
+	h.checkOrder(t)
+	dls := b.deadLetters()
+	counts := map[string]int{}
+	for _, d := range dls {
+		key := strings.SplitN(d.MessageID, "#", 2)[0]
+		counts[key]++
+		switch key {
+		case "poison":
+			if d.Status == nil || *d.Status != 400 || d.Response != `{"error":"bad event for poison"}` || d.Attempts != 1 {
+				t.Errorf("poison dead letter = status %v, response %q, attempts %d; want 400, the body, 1", d.Status, d.Response, d.Attempts)
+			}
+		case "doomed":
+			if d.Status == nil || *d.Status != 503 || d.Response != "unavailable for doomed" || d.Attempts != 3 || !strings.Contains(d.Reason, "max attempts") {
+				t.Errorf("doomed dead letter = status %v, response %q, attempts %d, reason %q; want 503, the body, 3, max attempts", d.Status, d.Response, d.Attempts, d.Reason)
+			}
+		default:
+			t.Errorf("unexpected dead letter %+v", d)
+		}
+	}
+	if counts["poison"] != 30 || counts["doomed"] != 30 {
+		t.Errorf("dead letters per key = %v, want 30 poison and 30 doomed", counts)
+	}
+}
+
+// TestFailoverAfterKill checks that the shards of a SIGKILLed worker are
+// delivered by the other within 10 seconds.
+func TestFailoverAfterKill(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 8, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	w1 := b.startWorker()
+	w2 := b.startWorker()
+	eventually(t, 10*time.Second, "shards split between the workers", func() bool {
+		return w1.owned() == 4 && w2.owned() == 4
+	})
+	w1.kill()
+	killed := time.Now()
+	events := stream(50, 4, "u")
+	b.insert("web", []string{"hook"}, events)
+	eventually(t, 10*time.Second, "every event delivered after the kill", func() bool { return h.distinct() == len(events) })
+	t.Logf("all events delivered %s after the kill", time.Since(killed).Round(time.Millisecond))
+	if got := w2.owned(); got != 8 {
+		t.Errorf("survivor owns %d shards, want 8", got)
+	}
+	h.checkOrder(t)
+}
+
+// TestFairShare checks that shards spread as workers come and go: one
+// worker holds all 8, three hold at most ⌈8/3⌉ = 3 each, and when two
+// leave with SIGTERM (exiting 0) the last takes all 8 again.
+func TestFairShare(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 8, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	w1 := b.startWorker()
+	eventually(t, 10*time.Second, "one worker holds every shard", func() bool { return w1.owned() == 8 })
+	w2 := b.startWorker()
+	w3 := b.startWorker()
+	all := []*proc{w1, w2, w3}
+	took := eventually(t, 10*time.Second, "three workers share the shards", func() bool {
+		total := 0
+		for _, w := range all {
+			n := w.owned()
+			if n < 0 || n > 3 {
+				return false
+			}
+			total += n
+		}
+		return total == 8
+	})
+	t.Logf("1 → 3 workers converged in %s", took)
+	// Events keep flowing while shards change hands.
+	events := stream(30, 5, "u")
+	b.insert("web", []string{"hook"}, events)
+	for _, w := range []*proc{w2, w3} {
+		if code := w.terminate(); code != 0 {
+			t.Errorf("worker exited %d after SIGTERM, want 0", code)
+		}
+	}
+	took = eventually(t, 10*time.Second, "the last worker holds every shard", func() bool { return w1.owned() == 8 })
+	t.Logf("3 → 1 workers converged in %s", took)
+	eventually(t, 10*time.Second, "every event delivered", func() bool { return h.distinct() == len(events) })
+	h.checkOrder(t)
+	if code := w1.terminate(); code != 0 {
+		t.Errorf("worker exited %d after SIGTERM, want 0", code)
+	}
+	conn := b.connect(b.catalogURL)
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM ordo_catalog.workers`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d heartbeat rows left after every worker exited, want 0", n)
+	}
+}
+
+// TestSettingErrors checks that a missing or malformed setting exits 2 with
+// a message naming the variable.
+func TestSettingErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"ORDO_WORKSPACE_CONFIG=/nonexistent"}, "ORDO_CATALOG_URL"},
+		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x"}, "ORDO_WORKSPACE_CONFIG"},
+		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent", "ORDO_WORKER_POLL=soon"}, "ORDO_WORKER_POLL"},
+		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent", "ORDO_LOG_LEVEL=loud"}, "ORDO_LOG_LEVEL"},
+		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent"}, "ORDO_WORKSPACE_CONFIG"},
+		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent", "ORDO_ADMIN_ADDR=nonsense"}, "ORDO_ADMIN_ADDR"},
+	} {
+		cmd := exec.Command(workerBin)
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, tc.env...)
+		out, err := cmd.CombinedOutput()
+		code := -1
+		if cmd.ProcessState != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		if code != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("worker with %v: exit %d (%v), output %q; want exit 2 naming %s", tc.env, code, err, out, tc.want)
+		}
+		if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines != 0 {
+			t.Errorf("worker with %v printed %d lines, want one: %q", tc.env, lines+1, out)
+		}
+	}
+}
