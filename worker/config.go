@@ -114,7 +114,7 @@ func (c *Config) Validate() error {
 		return &cli.SettingError{Var: "ORDO_WORKER_LIVENESS", Msg: fmt.Sprintf("%s must be at least twice ORDO_WORKER_HEARTBEAT (%s)", c.Liveness, c.Heartbeat)}
 	}
 	ints := []struct {
-		name     string
+		name      string
 		v, lo, hi int
 	}{
 		{"ORDO_WORKER_WINDOW", c.Window, 1, 100000},

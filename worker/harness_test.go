@@ -264,11 +264,11 @@ func (b *testBundle) deadLetters() []deadLetter {
 
 // proc is a running worker process.
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    *syncBuffer
-	admin  string
-	done   chan struct{}
+	t       *testing.T
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	admin   string
+	done    chan struct{}
 	waitErr error
 }
 
