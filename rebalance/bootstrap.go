@@ -2,11 +2,9 @@ package rebalance
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/dsn"
@@ -96,36 +94,12 @@ func bootstrap(ctx context.Context, conn *pgx.Conn, cfg *Config, log *slog.Logge
 	})
 }
 
-// ErrNodesChanged is returned while moving shards is not available and
-// ORDO_NODES differs from the catalog's nodes.
-var ErrNodesChanged = errors.New("ORDO_NODES differs from the cluster's nodes")
-
-// nodeDiff compares the desired nodes with the catalog's active ones.
-func nodeDiff(desired []dsn.Node, snap *shard.Snapshot) (added, removed []string) {
-	want := map[string]bool{}
-	for _, n := range desired {
-		want[n.Name] = true
-		if cur, ok := snap.Nodes[n.Name]; !ok || cur.State == "detached" {
-			added = append(added, n.Name)
-		}
+func printBootstrapPlan(out io.Writer, cfg *Config) {
+	counts := map[string]int{}
+	for _, n := range initialPlacement(cfg.Shards, cfg.DesiredNodes()) {
+		counts[n]++
 	}
-	for name, n := range snap.Nodes {
-		if !want[name] && n.State != "detached" {
-			removed = append(removed, name)
-		}
+	for _, n := range cfg.DesiredNodes() {
+		fmt.Fprintf(out, "  %-20s %5d shards  %s\n", n.Name, counts[n.Name], dsn.Redact(n.URL))
 	}
-	slices.Sort(added)
-	slices.Sort(removed)
-	return added, removed
-}
-
-func describeDiff(added, removed []string) string {
-	var parts []string
-	if len(added) > 0 {
-		parts = append(parts, "adds "+strings.Join(added, ", "))
-	}
-	if len(removed) > 0 {
-		parts = append(parts, "removes "+strings.Join(removed, ", "))
-	}
-	return strings.Join(parts, " and ")
 }

@@ -41,8 +41,13 @@ func (c *StatusConfig) Validate() error { return c.Log.Validate() }
 func Main(args []string) {
 	fs := cli.Flags("rebalance", summary, settings)
 	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
+	concurrency := fs.Int("concurrency", 4, "moves this process runs at once")
+	perSource := fs.Int("per-source", 1, "moves that may copy from one source node at once (across all rebalance runs)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		cli.Exit("rebalance", err)
+	}
+	if *concurrency < 1 || *perSource < 1 {
+		cli.Exit("rebalance", fmt.Errorf("%w: --concurrency and --per-source must be at least 1", cli.ErrUsage))
 	}
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
@@ -71,9 +76,23 @@ func Main(args []string) {
 		cli.Exit("rebalance", err)
 	}
 	log := cfg.Log.Logger(os.Stderr, "rebalance")
-	err = Run(ctx, &cfg, Options{DryRun: *dryRun, Out: os.Stdout, Logger: log})
+	err = Run(ctx, &cfg, Options{
+		DryRun:      *dryRun,
+		Concurrency: *concurrency,
+		PerSource:   *perSource,
+		Out:         os.Stdout,
+		Terminal:    isTerminal(os.Stdout),
+		Logger:      log,
+	})
 	if err != nil {
 		log.Error("rebalance failed", "error", err)
 	}
 	cli.Exit("rebalance", err)
+}
+
+// isTerminal reports whether f is a terminal, where progress is redrawn in
+// place rather than logged line by line.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -6,38 +6,66 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ordo-pipeline/ordo/internal/dsn"
+	"github.com/ordo-pipeline/ordo/internal/failpoint"
 	"github.com/ordo-pipeline/ordo/migrations"
 	"github.com/ordo-pipeline/ordo/shard"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
 
 // Options are the command-line choices of one rebalance run.
 type Options struct {
 	// DryRun prints the plan and changes nothing.
 	DryRun bool
-	// Out receives the plan and progress meant for the operator.
+	// Concurrency is how many moves run at once in this process. Defaults
+	// to 4.
+	Concurrency int
+	// PerSource is how many moves may copy from one source node at once,
+	// across all rebalance processes. Defaults to 1.
+	PerSource int
+	// Out receives the plan and the progress display meant for the
+	// operator.
 	Out io.Writer
+	// Terminal makes progress one line redrawn in place; otherwise progress
+	// is a plain line every few seconds.
+	Terminal bool
 	// Logger defaults to a logger that discards.
 	Logger *slog.Logger
 }
 
+func (o *Options) withDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.PerSource <= 0 {
+		o.PerSource = 1
+	}
+}
+
+// maxRounds bounds plan-and-execute rounds; one is normal, a second
+// happens when moves of a concurrent run changed the picture.
+const maxRounds = 5
+
 // Run converges the cluster to cfg's nodes: it bootstraps an empty
-// catalog, and otherwise migrates the listed nodes and makes sure each
-// shard's table exists on its node. It returns nil once the cluster is
-// converged.
+// catalog; otherwise it migrates the listed nodes, records new ones,
+// plans the fewest moves to an even spread with nothing on unlisted
+// nodes, executes them as River jobs, and detaches emptied nodes. It
+// returns nil once the cluster is converged.
 func Run(ctx context.Context, cfg *Config, opts Options) error {
+	opts.withDefaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
 	if !opts.DryRun {
 		log.Info("migrating catalog", "url", dsn.Redact(cfg.CatalogURL))
 		if err := migrations.Catalog(ctx, cfg.CatalogURL, log); err != nil {
@@ -49,71 +77,275 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return fmt.Errorf("catalog: %w", err)
 	}
 	defer pool.Close()
-	return withCatalogLock(ctx, pool, func(conn *pgx.Conn) error {
-		snap, err := shard.Load(ctx, conn)
-		switch {
-		case errors.Is(err, shard.ErrNotBootstrapped) || (opts.DryRun && isUndefinedTable(err)):
-			if opts.DryRun {
-				fmt.Fprintf(out, "plan: bootstrap a new cluster of %d shards on %d nodes:\n", cfg.Shards, len(cfg.DesiredNodes()))
-				printBootstrapPlan(out, cfg)
-				return nil
-			}
-			log.Info("bootstrapping cluster", "shards", cfg.Shards, "nodes", len(cfg.DesiredNodes()))
-			if err := bootstrap(ctx, conn, cfg, log); err != nil {
-				return fmt.Errorf("bootstrap: %w", err)
-			}
-			fmt.Fprintf(out, "bootstrapped: %d shards on %d nodes\n", cfg.Shards, len(cfg.DesiredNodes()))
-			return nil
-		case err != nil:
-			return fmt.Errorf("loading shard map: %w", err)
+
+	if opts.DryRun {
+		return dryRun(ctx, pool, cfg, opts.Out)
+	}
+	var client *river.Client[pgx.Tx]
+	defer func() {
+		if client != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
+			defer cancel()
+			_ = client.Stop(stopCtx)
 		}
-		if cfg.Shards != snap.Count() {
-			log.Info("ORDO_SHARDS only counts at bootstrap; keeping the cluster's shard count", "ORDO_SHARDS", cfg.Shards, "cluster_shards", snap.Count())
+	}()
+	for round := 1; ; round++ {
+		var open []int64
+		converged := false
+		err := withCatalogLock(ctx, pool, func(conn *pgx.Conn) error {
+			var err error
+			open, converged, err = prepare(ctx, conn, cfg, opts)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		added, removed := nodeDiff(cfg.DesiredNodes(), snap)
-		if len(added) > 0 || len(removed) > 0 {
-			return fmt.Errorf("%w: it %s; moving shards between nodes is not available yet", ErrNodesChanged, describeDiff(added, removed))
-		}
-		if opts.DryRun {
-			fmt.Fprintln(out, "plan: nothing to move; the cluster is converged")
+		if converged {
+			fmt.Fprintf(opts.Out, "converged: %s\n", summaryLine(ctx, pool))
 			return nil
 		}
-		if err := updateURLs(ctx, conn, cfg.DesiredNodes(), snap, log); err != nil {
+		if round > maxRounds {
+			return fmt.Errorf("not converged after %d rounds of moves", maxRounds)
+		}
+		if client == nil {
+			client, err = newRiverClient(pool, log, opts.Concurrency, opts.PerSource)
+			if err != nil {
+				return fmt.Errorf("starting move executor: %w", err)
+			}
+			if err := client.Start(ctx); err != nil {
+				return fmt.Errorf("starting move executor: %w", err)
+			}
+		}
+		if err := wait(ctx, pool, open, opts); err != nil {
 			return err
 		}
-		if err := migrateNodes(ctx, cfg.DesiredNodes(), log); err != nil {
-			return err
-		}
-		if err := ensureTables(ctx, snap, cfg.DesiredNodes()); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "converged: %d shards on %d nodes\n", snap.Count(), len(cfg.DesiredNodes()))
-		return nil
-	})
+	}
 }
 
-// updateURLs records new URLs for known nodes (rotated credentials, a
-// moved host).
-func updateURLs(ctx context.Context, conn *pgx.Conn, nodes []dsn.Node, snap *shard.Snapshot, log *slog.Logger) error {
-	for _, n := range nodes {
-		if cur, ok := snap.Nodes[n.Name]; ok && cur.URL != n.URL {
-			log.Info("updating node url", "node", n.Name, "url", dsn.Redact(n.URL))
-			if _, err := conn.Exec(ctx, `UPDATE ordo_catalog.nodes SET url = $2, updated_at = now() WHERE name = $1`, n.Name, n.URL); err != nil {
+// prepare runs under the catalog lock: it bootstraps or migrates, records
+// node changes, and enqueues moves. It returns the moves to wait for, or
+// converged when there are none and nothing is left to do.
+func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, opts Options) (open []int64, converged bool, err error) {
+	log := opts.Logger
+	snap, err := shard.Load(ctx, conn)
+	if errors.Is(err, shard.ErrNotBootstrapped) {
+		log.Info("bootstrapping cluster", "shards", cfg.Shards, "nodes", len(cfg.DesiredNodes()))
+		if err := bootstrap(ctx, conn, cfg, log); err != nil {
+			return nil, false, fmt.Errorf("bootstrap: %w", err)
+		}
+		fmt.Fprintf(opts.Out, "bootstrapped: %d shards on %d nodes\n", cfg.Shards, len(cfg.DesiredNodes()))
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("loading shard map: %w", err)
+	}
+	if cfg.Shards != snap.Count() {
+		log.Debug("ORDO_SHARDS only counts at bootstrap; keeping the cluster's shard count", "ORDO_SHARDS", cfg.Shards, "cluster_shards", snap.Count())
+	}
+	// New nodes are migrated and recorded before anything moves to them.
+	if err := migrateNodes(ctx, cfg.DesiredNodes(), log); err != nil {
+		return nil, false, err
+	}
+	if err := recordNodes(ctx, conn, cfg.DesiredNodes(), snap, log); err != nil {
+		return nil, false, err
+	}
+	if snap, err = shard.Load(ctx, conn); err != nil {
+		return nil, false, fmt.Errorf("loading shard map: %w", err)
+	}
+	openMoves, err := loadOpenMoves(ctx, conn)
+	if err != nil {
+		return nil, false, err
+	}
+	plan := Plan(effectivePlacement(snap, openMoves), names(cfg.DesiredNodes()))
+	if len(openMoves) == 0 && len(plan) == 0 {
+		if err := ensureTables(ctx, snap, cfg.DesiredNodes()); err != nil {
+			return nil, false, err
+		}
+		return nil, true, detachEmpty(ctx, conn, log)
+	}
+	if len(plan) > 0 {
+		fmt.Fprintf(opts.Out, "plan: %d moves\n", len(plan))
+		log.Info("enqueueing moves", "moves", len(plan))
+	}
+	var jobs []river.InsertManyParams
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, m := range plan {
+			var id int64
+			from := snap.Shards[m.Shard].Epoch
+			err := tx.QueryRow(ctx, `INSERT INTO ordo_catalog.moves (shard, source, target, from_epoch, to_epoch)
+				VALUES ($1, $2, $3, $4, $5) RETURNING id`, m.Shard, m.Source, m.Target, from, from+1).Scan(&id)
+			if err != nil {
+				return fmt.Errorf("recording move of shard %d: %w", m.Shard, err)
+			}
+			open = append(open, id)
+			jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: id}})
+		}
+		// Open moves whose executor is gone (a killed run) get a fresh job;
+		// one still executing elsewhere is only waited for.
+		for _, mv := range openMoves {
+			open = append(open, mv.ID)
+			busy, err := moveBusy(ctx, tx, mv.ID)
+			if err != nil {
+				return err
+			}
+			if !busy {
+				log.Info("resuming move", "move", mv.ID, "shard", mv.Shard, "source", mv.Source, "target", mv.Target, "step", mv.Step)
+				if mv.State == "failed" {
+					if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now() WHERE id = $1`, mv.ID); err != nil {
+						return fmt.Errorf("reopening move %d: %w", mv.ID, err)
+					}
+				}
+				jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: mv.ID}})
+			}
+		}
+		if len(jobs) == 0 {
+			return nil
+		}
+		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{Schema: migrations.RiverSchema})
+		if err != nil {
+			return fmt.Errorf("preparing move jobs: %w", err)
+		}
+		if _, err := inserter.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("enqueueing move jobs: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	failpoint.Hit("rebalance.after_plan")
+	return open, false, nil
+}
+
+// recordNodes adds new nodes, reactivates returning ones, updates URLs,
+// and marks nodes no longer listed as draining.
+func recordNodes(ctx context.Context, conn *pgx.Conn, desired []dsn.Node, snap *shard.Snapshot, log *slog.Logger) error {
+	want := map[string]bool{}
+	for _, n := range desired {
+		want[n.Name] = true
+		cur, ok := snap.Nodes[n.Name]
+		switch {
+		case !ok:
+			log.Info("adding node", "node", n.Name)
+			if _, err := conn.Exec(ctx, `INSERT INTO ordo_catalog.nodes (name, url) VALUES ($1, $2)`, n.Name, n.URL); err != nil {
+				return fmt.Errorf("adding node %s: %w", n.Name, err)
+			}
+		case cur.URL != n.URL || cur.State != "active":
+			log.Info("updating node", "node", n.Name, "url", dsn.Redact(n.URL), "state", "active")
+			if _, err := conn.Exec(ctx, `UPDATE ordo_catalog.nodes SET url = $2, state = 'active', updated_at = now() WHERE name = $1`, n.Name, n.URL); err != nil {
 				return fmt.Errorf("updating node %s: %w", n.Name, err)
+			}
+		}
+	}
+	for name, n := range snap.Nodes {
+		if !want[name] && n.State == "active" {
+			log.Info("draining node", "node", name)
+			if _, err := conn.Exec(ctx, `UPDATE ordo_catalog.nodes SET state = 'draining', updated_at = now() WHERE name = $1`, name); err != nil {
+				return fmt.Errorf("draining node %s: %w", name, err)
 			}
 		}
 	}
 	return nil
 }
 
-func printBootstrapPlan(out io.Writer, cfg *Config) {
+// detachEmpty marks draining nodes that hold no shard as detached: their
+// Postgres can be switched off.
+func detachEmpty(ctx context.Context, conn *pgx.Conn, log *slog.Logger) error {
+	rows, err := conn.Query(ctx, `UPDATE ordo_catalog.nodes n SET state = 'detached', updated_at = now()
+		WHERE state = 'draining' AND NOT EXISTS (SELECT 1 FROM ordo_catalog.shards s WHERE s.node = n.name)
+		RETURNING name`)
+	if err != nil {
+		return fmt.Errorf("detaching drained nodes: %w", err)
+	}
+	detached, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("detaching drained nodes: %w", err)
+	}
+	for _, n := range detached {
+		log.Info("node drained and detached; it can be switched off", "node", n)
+	}
+	return nil
+}
+
+// loadOpenMoves returns the moves still to finish: pending or running,
+// and failed ones that had passed the cut-over (they must roll forward).
+func loadOpenMoves(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}) ([]moveRow, error) {
+	rows, err := q.Query(ctx, `SELECT id, shard, source, target, from_epoch, to_epoch, step, state FROM ordo_catalog.moves
+		WHERE state IN ('pending', 'running') OR (state = 'failed' AND step IN ('flipped', 'copied', 'source_dropped'))
+		ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("reading open moves: %w", err)
+	}
+	var out []moveRow
+	var mv moveRow
+	_, err = pgx.ForEachRow(rows, []any{&mv.ID, &mv.Shard, &mv.Source, &mv.Target, &mv.FromEpoch, &mv.ToEpoch, &mv.Step, &mv.State}, func() error {
+		out = append(out, mv)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading open moves: %w", err)
+	}
+	return out, nil
+}
+
+// effectivePlacement is the placement once the open moves are done.
+func effectivePlacement(snap *shard.Snapshot, open []moveRow) []string {
+	out := make([]string, snap.Count())
+	for i, p := range snap.Shards {
+		out[i] = p.Node
+	}
+	for _, mv := range open {
+		out[mv.Shard] = mv.Target
+	}
+	return out
+}
+
+// moveBusy reports whether some process holds move id's lock, i.e. is
+// executing it now.
+func moveBusy(ctx context.Context, tx pgx.Tx, id int64) (bool, error) {
+	var busy bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`, moveLockClass, id).Scan(&busy)
+	if err != nil {
+		return false, fmt.Errorf("checking move %d: %w", id, err)
+	}
+	return busy, nil
+}
+
+func names(nodes []dsn.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// summaryLine describes the placement in one line, for the final message.
+func summaryLine(ctx context.Context, pool *pgxpool.Pool) string {
+	snap, err := shard.Load(ctx, pool)
+	if err != nil {
+		return "(could not read the catalog: " + err.Error() + ")"
+	}
 	counts := map[string]int{}
-	for _, n := range initialPlacement(cfg.Shards, cfg.DesiredNodes()) {
-		counts[n]++
+	for _, p := range snap.Shards {
+		counts[p.Node]++
 	}
-	for _, n := range cfg.DesiredNodes() {
-		fmt.Fprintf(out, "  %-20s %5d shards  %s\n", n.Name, counts[n.Name], dsn.Redact(n.URL))
+	var ns []string
+	for n := range counts {
+		ns = append(ns, n)
 	}
+	slices.Sort(ns)
+	s := fmt.Sprintf("%d shards on %d nodes (", snap.Count(), len(ns))
+	for i, n := range ns {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %d", n, counts[n])
+	}
+	return s + ")"
 }
 
 func isUndefinedTable(err error) bool {

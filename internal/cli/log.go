@@ -17,11 +17,14 @@ type LogConfig struct {
 // Validate checks the format and level.
 func (c LogConfig) Validate() error {
 	switch strings.ToLower(c.Format) {
-	case "text", "json":
+	case "", "text", "json": // empty: a config built in code, not from the environment
 	default:
 		return &SettingError{Var: "ORDO_LOG_FORMAT", Msg: "must be text or json, not " + quote(c.Format)}
 	}
 	var l slog.Level
+	if c.Level == "" {
+		return nil
+	}
 	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
 		return &SettingError{Var: "ORDO_LOG_LEVEL", Msg: "must be debug, info, warn or error, not " + quote(c.Level)}
 	}
@@ -31,7 +34,7 @@ func (c LogConfig) Validate() error {
 // Logger returns the logger c describes, writing to w, with the program
 // name attached to every record. Call Validate first.
 func (c LogConfig) Logger(w io.Writer, program string) *slog.Logger {
-	var l slog.Level
+	var l slog.Level // info when Level is empty
 	_ = l.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: l}
 	var h slog.Handler

@@ -1,0 +1,215 @@
+package rebalance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ordo-pipeline/ordo/schema"
+)
+
+// shardColumns are every column of a shard table, copied as they are.
+const shardColumns = "epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, attempts, first_attempt_at, next_attempt_at, last_status, last_response"
+
+// deadLetterColumns are every column of ordo.dead_letters.
+const deadLetterColumns = "shard, epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, attempts, last_status, last_response, reason, failed_at"
+
+// checksumSQL sums a hash of each row's identity and content, so the copy
+// can be verified without shipping the rows back. %s is the relation and
+// %s a WHERE clause.
+const checksumSQL = `SELECT count(*), coalesce(sum(hashtextextended(epoch::text || ':' || seq::text || ':' || message_id || ':' || destination_id || ':' || event::text || ':' || attempts::text, 0)::numeric), 0)::text FROM %s WHERE %s`
+
+// copy moves the shard's pending rows and dead letters from the source to
+// the target, behind the rows gateways already write there at the new
+// epoch. It holds the shard's lock on both nodes: on the source so that
+// no worker deletes rows while they are read, on the target so that no
+// worker delivers the new epoch before the old one is in place. The copy
+// is one target transaction that first removes what an interrupted copy
+// left, so it can be repeated; it commits only if count and checksum
+// match the source.
+func (m *mover) copy(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
+	defer cancel()
+	src, err := m.sourceConn(ctx)
+	if err != nil {
+		return err
+	}
+	dst, err := m.targetConn(ctx)
+	if err != nil {
+		return err
+	}
+	if !m.srcLocked {
+		if err := m.lockShard(ctx, src, m.mv.Source); err != nil {
+			return err
+		}
+		m.srcLocked = true
+	}
+	if !m.dstLocked {
+		if err := m.lockShard(ctx, dst, m.mv.Target); err != nil {
+			return err
+		}
+		m.dstLocked = true
+	}
+	exists, err := schema.Exists(ctx, src, m.mv.Shard)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("shard %d has no table on source %s: cannot copy", m.mv.Shard, m.mv.Source)
+	}
+	table := schema.Table(m.mv.Shard).Sanitize()
+	old := fmt.Sprintf("epoch < %d", m.mv.ToEpoch)
+	deadWhere := fmt.Sprintf("shard = %d", m.mv.Shard)
+
+	var rows int64
+	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE "+old); err != nil {
+			return fmt.Errorf("clearing an earlier copy: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM ordo.dead_letters WHERE "+deadWhere+" AND "+old); err != nil {
+			return fmt.Errorf("clearing an earlier copy of dead letters: %w", err)
+		}
+		n, err := pipe(ctx, src.PgConn(), tx.Conn().PgConn(),
+			fmt.Sprintf("COPY (SELECT %s FROM %s ORDER BY epoch, seq) TO STDOUT", shardColumns, table),
+			fmt.Sprintf("COPY %s (%s) FROM STDIN", table, shardColumns))
+		if err != nil {
+			return fmt.Errorf("copying rows: %w", err)
+		}
+		rows = n
+		if _, err := pipe(ctx, src.PgConn(), tx.Conn().PgConn(),
+			fmt.Sprintf("COPY (SELECT %s FROM ordo.dead_letters WHERE %s) TO STDOUT", deadLetterColumns, deadWhere),
+			fmt.Sprintf("COPY ordo.dead_letters (%s) FROM STDIN", deadLetterColumns)); err != nil {
+			return fmt.Errorf("copying dead letters: %w", err)
+		}
+		if err := verify(ctx, src, tx, fmt.Sprintf(checksumSQL, table, "true"), fmt.Sprintf(checksumSQL, table, old)); err != nil {
+			return fmt.Errorf("verifying rows: %w", err)
+		}
+		return verify(ctx, src, tx,
+			fmt.Sprintf(checksumSQL, "ordo.dead_letters", deadWhere),
+			fmt.Sprintf(checksumSQL, "ordo.dead_letters", deadWhere+" AND "+old))
+	})
+	if err != nil {
+		return fmt.Errorf("shard %d %s→%s: %w", m.mv.Shard, m.mv.Source, m.mv.Target, err)
+	}
+	if _, err := m.catalog.Exec(ctx, `UPDATE ordo_catalog.moves SET rows_copied = $2 WHERE id = $1`, m.mv.ID, rows); err != nil {
+		return fmt.Errorf("recording rows copied: %w", err)
+	}
+	m.log.Info("copied shard", "shard", m.mv.Shard, "rows", rows)
+	return m.setStep(ctx, nil, StepCopied)
+}
+
+// pipe streams the output of COPY ... TO STDOUT on src into COPY ... FROM
+// STDIN on dst, in text format, and returns the rows written.
+func pipe(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int64, error) {
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := src.CopyTo(ctx, w, out)
+		w.CloseWithError(err) //nolint:errcheck // always nil
+		done <- err
+	}()
+	tag, err := dst.CopyFrom(ctx, r, in)
+	r.CloseWithError(errors.New("copy target finished")) //nolint:errcheck // always nil
+	srcErr := <-done
+	if srcErr != nil {
+		return 0, fmt.Errorf("reading source: %w", srcErr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing target: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// verify compares count and checksum of srcSQL on src with dstSQL on dst.
+func verify(ctx context.Context, src *pgx.Conn, dst pgx.Tx, srcSQL, dstSQL string) error {
+	var sn, dn int64
+	var ss, ds string
+	if err := src.QueryRow(ctx, srcSQL).Scan(&sn, &ss); err != nil {
+		return fmt.Errorf("source checksum: %w", err)
+	}
+	if err := dst.QueryRow(ctx, dstSQL).Scan(&dn, &ds); err != nil {
+		return fmt.Errorf("target checksum: %w", err)
+	}
+	if sn != dn || ss != ds {
+		return fmt.Errorf("source has %d rows (checksum %s), target %d (checksum %s)", sn, ss, dn, shorten(ds))
+	}
+	return nil
+}
+
+func shorten(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "…"
+	}
+	return strings.TrimSpace(s)
+}
+
+// dropSource removes the shard's table and dead letters from the source,
+// in one transaction. Gateways with an old map that still write there get
+// an undefined-table error, which they treat like the fence.
+func (m *mover) dropSource(ctx context.Context) error {
+	src, err := m.sourceConn(ctx)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, src, func(tx pgx.Tx) error {
+		if err := schema.Drop(ctx, tx, m.mv.Shard); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM ordo.dead_letters WHERE shard = $1", m.mv.Shard)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cleaning up shard %d on %s: %w", m.mv.Shard, m.mv.Source, err)
+	}
+	return m.setStep(ctx, nil, StepSourceDropped)
+}
+
+// finish marks the shard active on the target and the move done, in one
+// catalog transaction. Workers then claim the shard there and deliver the
+// copied epoch before the new one.
+func (m *mover) finish(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, m.catalog, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.shards SET state = 'active', updated_at = now() WHERE shard = $1 AND epoch = $2`, m.mv.Shard, m.mv.ToEpoch); err != nil {
+			return fmt.Errorf("activating shard %d: %w", m.mv.Shard, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'done', finished_at = now() WHERE id = $1`, m.mv.ID); err != nil {
+			return fmt.Errorf("finishing move: %w", err)
+		}
+		return m.setStep(ctx, tx, StepDone)
+	})
+}
+
+// rollback undoes a move that has not flipped: it lifts the fence and
+// drops the empty target table, and marks the move failed with cause.
+func (m *mover) rollback(ctx context.Context, cause error) error {
+	if flippedAlready(m.mv.Step) {
+		return fmt.Errorf("move %d is past the cut-over and cannot roll back", m.mv.ID)
+	}
+	if src, err := m.sourceConn(ctx); err == nil {
+		if err := schema.Unfence(ctx, src, m.mv.Shard); err != nil {
+			return err
+		}
+	} else {
+		return err
+	}
+	if dst, err := m.targetConn(ctx); err == nil {
+		if err := schema.Drop(ctx, dst, m.mv.Shard); err != nil {
+			return err
+		}
+	}
+	_, err := m.catalog.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'failed', error = $2, updated_at = now(), finished_at = now() WHERE id = $1`, m.mv.ID, cause.Error())
+	if err != nil {
+		return fmt.Errorf("recording failed move: %w", err)
+	}
+	m.log.Warn("move rolled back", "move", m.mv.ID, "shard", m.mv.Shard, "error", cause)
+	return nil
+}
+
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}

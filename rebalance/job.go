@@ -1,0 +1,202 @@
+package rebalance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ordo-pipeline/ordo/migrations"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Queue is the River queue that move jobs run on.
+const Queue = "ordo_moves"
+
+// moveMaxAttempts is how many times River runs a move job before giving
+// up; a move past the cut-over that gives up stays open and the next
+// rebalance run resumes it.
+const moveMaxAttempts = 5
+
+// MoveArgs is the River job that executes one move recorded in
+// ordo_catalog.moves. The job carries only the move's id: the move row
+// holds the step reached, so any job for the move, in any process,
+// resumes it.
+type MoveArgs struct {
+	MoveID int64 `json:"move_id"`
+}
+
+// Kind is the River job kind.
+func (MoveArgs) Kind() string { return "ordo_move" }
+
+// InsertOpts puts move jobs on their queue.
+func (MoveArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: Queue, MaxAttempts: moveMaxAttempts}
+}
+
+// Advisory lock classes in the catalog (two-key form).
+const (
+	moveLockClass   int32 = 0x6f6d6f76 // "omov": one per move id
+	sourceLockClass int32 = 0x6f737263 // "osrc": + slot, keyed by hashtext(source node)
+)
+
+// MoveWorker runs move jobs.
+type MoveWorker struct {
+	river.WorkerDefaults[MoveArgs]
+
+	Catalog *pgxpool.Pool
+	Logger  *slog.Logger
+	// PerSource is how many moves may run at once from one source node.
+	PerSource int
+}
+
+// Timeout lets a move run as long as it needs; the copy step bounds itself.
+func (w *MoveWorker) Timeout(*river.Job[MoveArgs]) time.Duration { return -1 }
+
+// NextRetry retries a failed move attempt soon: most failures are a node
+// restarting or a worker slow to let go of a shard.
+func (w *MoveWorker) NextRetry(job *river.Job[MoveArgs]) time.Time {
+	return time.Now().Add(time.Duration(job.Attempt) * time.Second)
+}
+
+// Work executes the move, unless another process is executing it (then the
+// job waits and looks again) or it is finished.
+func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
+	pooled, err := w.Catalog.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to catalog: %w", err)
+	}
+	// The locks below are session locks: the connection is closed rather
+	// than returned to the pool, which releases them even if unlocking
+	// would fail.
+	c := pooled.Hijack()
+	defer c.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing releases the locks
+
+	var mine bool
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2::int)`, moveLockClass, job.Args.MoveID).Scan(&mine); err != nil {
+		return fmt.Errorf("locking move %d: %w", job.Args.MoveID, err)
+	}
+	if !mine {
+		return river.JobSnooze(2 * time.Second) // another process is executing it
+	}
+	mv, err := loadMove(ctx, c, job.Args.MoveID)
+	if err != nil {
+		return err
+	}
+	if mv.State == "done" || (mv.State == "failed" && !flippedAlready(mv.Step)) {
+		return nil
+	}
+	slot, err := w.sourceSlot(ctx, c, mv.Source)
+	if err != nil {
+		return err
+	}
+	if slot < 0 {
+		return river.JobSnooze(500 * time.Millisecond) // the source is busy with other moves
+	}
+	if _, err := c.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now() WHERE id = $1`, mv.ID); err != nil {
+		return fmt.Errorf("starting move %d: %w", mv.ID, err)
+	}
+	urls, err := nodeURLs(ctx, c)
+	if err != nil {
+		return err
+	}
+	m := &mover{catalog: w.Catalog, log: w.Logger, mv: *mv, urls: urls}
+	defer m.close()
+	err = m.run(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return river.JobSnooze(0) // shutting down: the next run picks it up at once
+	}
+	// Record the error where `rebalance status` and the waiting run see it.
+	_, _ = c.Exec(context.WithoutCancel(ctx), `UPDATE ordo_catalog.moves SET error = $2, updated_at = now() WHERE id = $1`, mv.ID, err.Error())
+	if job.Attempt < job.MaxAttempts {
+		return err
+	}
+	if !flippedAlready(m.mv.Step) {
+		if rbErr := m.rollback(context.WithoutCancel(ctx), err); rbErr != nil {
+			return fmt.Errorf("%w (and rolling back: %v)", err, rbErr)
+		}
+		return river.JobCancel(err)
+	}
+	_, _ = c.Exec(context.WithoutCancel(ctx), `UPDATE ordo_catalog.moves SET state = 'failed', updated_at = now() WHERE id = $1`, mv.ID)
+	return river.JobCancel(fmt.Errorf("move %d is past the cut-over and stopped at step %s; re-run rebalance to resume it: %w", mv.ID, m.mv.Step, err))
+}
+
+// sourceSlot takes one of PerSource catalog locks for the source node on
+// c, returning its number, or -1 when all are taken.
+func (w *MoveWorker) sourceSlot(ctx context.Context, c *pgx.Conn, source string) (int, error) {
+	for slot := range max(w.PerSource, 1) {
+		var ok bool
+		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1 + $2::int, hashtext($3))`, sourceLockClass, slot, source).Scan(&ok); err != nil {
+			return -1, fmt.Errorf("locking source %s: %w", source, err)
+		}
+		if ok {
+			return slot, nil
+		}
+	}
+	return -1, nil
+}
+
+func loadMove(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, id int64) (*moveRow, error) {
+	var mv moveRow
+	err := q.QueryRow(ctx, `SELECT id, shard, source, target, from_epoch, to_epoch, step, state FROM ordo_catalog.moves WHERE id = $1`, id).
+		Scan(&mv.ID, &mv.Shard, &mv.Source, &mv.Target, &mv.FromEpoch, &mv.ToEpoch, &mv.Step, &mv.State)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, river.JobCancel(fmt.Errorf("move %d does not exist", id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading move %d: %w", id, err)
+	}
+	return &mv, nil
+}
+
+func nodeURLs(ctx context.Context, c *pgx.Conn) (map[string]string, error) {
+	rows, err := c.Query(ctx, `SELECT name, url FROM ordo_catalog.nodes`)
+	if err != nil {
+		return nil, fmt.Errorf("reading nodes: %w", err)
+	}
+	urls := map[string]string{}
+	var name, url string
+	_, err = pgx.ForEachRow(rows, []any{&name, &url}, func() error {
+		urls[name] = url
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading nodes: %w", err)
+	}
+	return urls, nil
+}
+
+// newRiverClient returns a River client on the catalog that works move
+// jobs with at most concurrency at once.
+func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, concurrency, perSource int) (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &MoveWorker{Catalog: pool, Logger: log, PerSource: perSource}); err != nil {
+		return nil, err
+	}
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Logger:  log.With("component", "river"),
+		Queues:  map[string]river.QueueConfig{Queue: {MaxWorkers: concurrency}},
+		Workers: workers,
+		Schema:  migrations.RiverSchema,
+		// A move killed with its process is started again by the next
+		// rebalance run straight away (see resume); the rescuer only tidies
+		// the dead job up. A rescued job whose move is running elsewhere
+		// snoozes on the move lock.
+		RescueStuckJobsAfter: time.Minute,
+		JobTimeout:           -1,
+		FetchCooldown:        50 * time.Millisecond,
+		FetchPollInterval:    200 * time.Millisecond,
+	})
+}
+
+var _ rivertype.JobArgs = MoveArgs{}

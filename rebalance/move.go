@@ -1,0 +1,251 @@
+package rebalance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ordo-pipeline/ordo/internal/failpoint"
+	"github.com/ordo-pipeline/ordo/migrations"
+	"github.com/ordo-pipeline/ordo/schema"
+)
+
+// Steps of a move, in order, as recorded in ordo_catalog.moves.step. A
+// move resumes at the step after the one recorded; every step is
+// idempotent, so repeating one after a crash is safe.
+const (
+	StepPlanned       = "planned"        // recorded, nothing done yet
+	StepTargetReady   = "target_ready"   // the target has the shard's table at the new epoch
+	StepFenced        = "fenced"         // the source table refuses new rows
+	StepFlipped       = "flipped"        // the catalog points at the target; new writes go there
+	StepCopied        = "copied"         // pending rows and dead letters are on the target, verified
+	StepSourceDropped = "source_dropped" // the source table and its dead letters are gone
+	StepDone          = "done"           // the shard is active on the target
+)
+
+// stepOrder ranks the steps.
+var stepOrder = map[string]int{StepPlanned: 0, StepTargetReady: 1, StepFenced: 2, StepFlipped: 3, StepCopied: 4, StepSourceDropped: 5, StepDone: 6}
+
+// flippedAlready reports whether a move at step has passed the cut-over,
+// after which it can only roll forward.
+func flippedAlready(step string) bool { return stepOrder[step] >= stepOrder[StepFlipped] }
+
+// moveRow is a move as recorded in the catalog.
+type moveRow struct {
+	ID        int64
+	Shard     int
+	Source    string
+	Target    string
+	FromEpoch int64
+	ToEpoch   int64
+	Step      string
+	State     string
+}
+
+// Tuning of the move steps.
+const (
+	fenceLockTimeout = 2 * time.Second  // per attempt to fence the source
+	fenceAttempts    = 10               // before the move gives up and rolls back
+	shardLockWait    = 2 * time.Minute  // for a worker to let go of the shard
+	copyTimeout      = 30 * time.Minute // for one shard's copy
+)
+
+// mover executes one move. It holds the move's catalog lock for its whole
+// life, so no other process executes the same move meanwhile.
+type mover struct {
+	catalog *pgxpool.Pool
+	log     *slog.Logger
+	mv      moveRow
+	urls    map[string]string // node name → URL
+
+	source, target *pgx.Conn // opened on demand, holding the shard's advisory lock once locked
+	srcLocked      bool
+	dstLocked      bool
+}
+
+func (m *mover) close() {
+	ctx := context.Background()
+	if m.source != nil {
+		m.source.Close(ctx)
+	}
+	if m.target != nil {
+		m.target.Close(ctx)
+	}
+}
+
+// run executes the move's remaining steps.
+func (m *mover) run(ctx context.Context) error {
+	steps := []struct {
+		from string
+		do   func(context.Context) error
+	}{
+		{StepPlanned, m.prepareTarget},
+		{StepTargetReady, m.fenceSource},
+		{StepFenced, m.flip},
+		{StepFlipped, m.copy},
+		{StepCopied, m.dropSource},
+		{StepSourceDropped, m.finish},
+	}
+	for _, s := range steps {
+		if stepOrder[m.mv.Step] > stepOrder[s.from] {
+			continue
+		}
+		if err := s.do(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *mover) nodeConn(ctx context.Context, node string) (*pgx.Conn, error) {
+	url, ok := m.urls[node]
+	if !ok {
+		return nil, fmt.Errorf("node %s is not in the catalog", node)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to node %s: %w", node, err)
+	}
+	return conn, nil
+}
+
+func (m *mover) sourceConn(ctx context.Context) (*pgx.Conn, error) {
+	if m.source == nil {
+		c, err := m.nodeConn(ctx, m.mv.Source)
+		if err != nil {
+			return nil, err
+		}
+		m.source = c
+	}
+	return m.source, nil
+}
+
+func (m *mover) targetConn(ctx context.Context) (*pgx.Conn, error) {
+	if m.target == nil {
+		c, err := m.nodeConn(ctx, m.mv.Target)
+		if err != nil {
+			return nil, err
+		}
+		m.target = c
+	}
+	return m.target, nil
+}
+
+// setStep records that the move reached step, in tx when given.
+func (m *mover) setStep(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, step string) error {
+	if q == nil {
+		q = m.catalog
+	}
+	_, err := q.Exec(ctx, `UPDATE ordo_catalog.moves SET step = $2, updated_at = now(), error = NULL WHERE id = $1`, m.mv.ID, step)
+	if err != nil {
+		return fmt.Errorf("recording step %s: %w", step, err)
+	}
+	m.log.Info("move step", "move", m.mv.ID, "shard", m.mv.Shard, "source", m.mv.Source, "target", m.mv.Target, "step", step)
+	m.mv.Step = step
+	failpoint.Hit("move.after_" + step)
+	return nil
+}
+
+// prepareTarget migrates the target and creates the shard's table there
+// at the new epoch. Nothing writes to it until the flip.
+func (m *mover) prepareTarget(ctx context.Context) error {
+	if err := migrations.Node(ctx, m.urls[m.mv.Target]); err != nil {
+		return fmt.Errorf("migrating target %s: %w", m.mv.Target, err)
+	}
+	conn, err := m.targetConn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := schema.Create(ctx, conn, m.mv.Shard, m.mv.ToEpoch); err != nil {
+		return err
+	}
+	return m.setStep(ctx, nil, StepTargetReady)
+}
+
+// fenceSource makes the source table refuse new rows, after waiting for
+// the inserts in flight to finish. Gateways that hit the fence reload the
+// map and retry; until the flip they find the shard still on the source,
+// so the flip follows at once.
+func (m *mover) fenceSource(ctx context.Context) error {
+	conn, err := m.sourceConn(ctx)
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for attempt := 1; attempt <= fenceAttempts; attempt++ {
+		lastErr = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", fenceLockTimeout.Milliseconds())); err != nil {
+				return err
+			}
+			return schema.Fence(ctx, tx, m.mv.Shard)
+		})
+		if lastErr == nil {
+			return m.setStep(ctx, nil, StepFenced)
+		}
+		if !isLockTimeout(lastErr) {
+			return lastErr
+		}
+		m.log.Warn("fencing source: table busy, retrying", "shard", m.mv.Shard, "source", m.mv.Source, "attempt", attempt)
+	}
+	return fmt.Errorf("fencing shard %d on %s: %w", m.mv.Shard, m.mv.Source, lastErr)
+}
+
+// flip points the catalog at the target with the new epoch, in state
+// moving: new writes go to the target at once, and no worker delivers the
+// shard until the copy is done. The step is recorded in the same
+// transaction.
+func (m *mover) flip(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, m.catalog, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE ordo_catalog.shards SET node = $2, epoch = $3, state = 'moving', updated_at = now()
+			WHERE shard = $1 AND node = $4 AND epoch = $5`, m.mv.Shard, m.mv.Target, m.mv.ToEpoch, m.mv.Source, m.mv.FromEpoch)
+		if err != nil {
+			return fmt.Errorf("flipping shard %d: %w", m.mv.Shard, err)
+		}
+		if tag.RowsAffected() == 0 {
+			var node string
+			var epoch int64
+			if err := tx.QueryRow(ctx, `SELECT node, epoch FROM ordo_catalog.shards WHERE shard = $1`, m.mv.Shard).Scan(&node, &epoch); err != nil {
+				return fmt.Errorf("reading shard %d: %w", m.mv.Shard, err)
+			}
+			if node != m.mv.Target || epoch != m.mv.ToEpoch {
+				return fmt.Errorf("shard %d is on %s at epoch %d, not on %s at epoch %d as the move expects", m.mv.Shard, node, epoch, m.mv.Source, m.mv.FromEpoch)
+			}
+		}
+		return m.setStep(ctx, tx, StepFlipped)
+	})
+}
+
+// lockShard takes shard's advisory lock on conn, waiting up to
+// shardLockWait for a worker that holds it to let go (workers release a
+// shard once the map shows it moved).
+func (m *mover) lockShard(ctx context.Context, conn *pgx.Conn, node string) error {
+	deadline := time.Now().Add(shardLockWait)
+	lastLog := time.Now()
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, schema.TryLockSQL, m.mv.Shard).Scan(&ok); err != nil {
+			return fmt.Errorf("locking shard %d on %s: %w", m.mv.Shard, node, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("shard %d on %s: still locked by a worker after %s", m.mv.Shard, node, shardLockWait)
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			m.log.Info("waiting for a worker to let go of the shard", "shard", m.mv.Shard, "node", node)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

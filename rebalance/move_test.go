@@ -1,0 +1,240 @@
+package rebalance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ordo-pipeline/ordo/schema"
+)
+
+// fill writes perShard rows to every shard through the placement map, and
+// one dead letter per shard; it returns each shard's message ids in the
+// order written.
+func (b *testBundle) fill(t *testing.T, perShard int) map[int][]string {
+	t.Helper()
+	snap := b.snapshot(t)
+	written := map[int][]string{}
+	for i, c := range b.nodes {
+		name := fmt.Sprintf("node%d", i+1)
+		conn := connect(t, c.URL())
+		for _, p := range snap.Shards {
+			if p.Node != name {
+				continue
+			}
+			for j := range perShard {
+				id := fmt.Sprintf("m-%d-%d", p.Shard, j)
+				_, err := conn.Exec(t.Context(), "INSERT INTO "+schema.Table(p.Shard).Sanitize()+
+					` (ordering_key, source_id, destination_id, message_id, received_at, event) VALUES ($1, 'web', 'hook', $2, now(), $3)`,
+					fmt.Sprintf("user-%d", j%3), id, fmt.Sprintf(`{"n": %d, "messageId": %q}`, j, id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				written[p.Shard] = append(written[p.Shard], id)
+			}
+			_, err := conn.Exec(t.Context(), `INSERT INTO ordo.dead_letters (shard, epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, attempts, last_status, last_response, reason)
+				VALUES ($1, $2, 0, 'k', 'web', 'hook', $3, now(), '{}', 1, 400, 'bad', 'status 400')`, p.Shard, p.Epoch, fmt.Sprintf("dead-%d", p.Shard))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return written
+}
+
+// checkRows checks that every shard's rows are on its node, each exactly
+// once, in the order written, with its dead letter beside them.
+func (b *testBundle) checkRows(t *testing.T, written map[int][]string) {
+	t.Helper()
+	snap := b.snapshot(t)
+	for i, c := range b.nodes {
+		name := fmt.Sprintf("node%d", i+1)
+		conn := connect(t, c.URL())
+		for _, p := range snap.Shards {
+			if p.Node != name {
+				continue
+			}
+			rows, err := conn.Query(t.Context(), "SELECT message_id FROM "+schema.Table(p.Shard).Sanitize()+" ORDER BY epoch, seq")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, id)
+			}
+			if !slices.Equal(got, written[p.Shard]) {
+				t.Errorf("shard %d on %s holds %v, want %v", p.Shard, name, got, written[p.Shard])
+			}
+			var dead int
+			if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM ordo.dead_letters WHERE shard = $1 AND message_id = $2`, p.Shard, fmt.Sprintf("dead-%d", p.Shard)).Scan(&dead); err != nil || dead != 1 {
+				t.Errorf("shard %d on %s: %d dead letters (err %v), want 1", p.Shard, name, dead, err)
+			}
+		}
+		var strays int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM ordo.dead_letters`).Scan(&strays); err == nil {
+			held := 0
+			for _, p := range snap.Shards {
+				if p.Node == name {
+					held++
+				}
+			}
+			if strays != held {
+				t.Errorf("%s holds %d dead letters, want %d (one per shard it holds)", name, strays, held)
+			}
+		}
+	}
+}
+
+func TestMoveUpAndDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	b.run(t, b.config(t, 12, 1, 2))
+	written := b.fill(t, 20)
+
+	// Scale out to three nodes.
+	out := b.run(t, b.config(t, 12, 1, 2, 3))
+	t.Log(out)
+	if !strings.Contains(out, "plan: 4 moves") {
+		t.Errorf("scale out printed %q, want 4 moves", out)
+	}
+	b.checkPlacement(t, 1, 2, 3)
+	b.checkRows(t, written)
+
+	// Scale in, removing node1 (which also holds the catalog).
+	b.run(t, b.config(t, 12, 2, 3))
+	b.checkPlacement(t, 2, 3)
+	b.checkRows(t, written)
+
+	r, err := Status(t.Context(), b.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r.Nodes {
+		if n.Name == "node1" && (n.State != "detached" || n.Shards != 0) {
+			t.Errorf("node1 after scale-in: %+v, want detached with 0 shards", n)
+		}
+	}
+	conn := connect(t, b.nodes[0].URL())
+	tables, err := schema.List(t.Context(), conn)
+	if err != nil || len(tables) != 0 {
+		t.Errorf("node1 still has shard tables %v (err %v)", tables, err)
+	}
+
+	// Converged: a re-run moves nothing; dry run says so.
+	var dry strings.Builder
+	if err := Run(t.Context(), b.config(t, 12, 2, 3), Options{DryRun: true, Out: &dry}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dry.String(), "nothing to move") {
+		t.Errorf("dry run on a converged cluster said %q", dry.String())
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 2)
+	b.run(t, b.config(t, 8, 1))
+	b.fill(t, 3)
+	before := b.snapshot(t)
+	var out strings.Builder
+	if err := Run(t.Context(), b.config(t, 8, 1, 2), Options{DryRun: true, Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	for _, want := range []string{"add node node2", "plan: 4 moves", "PENDING EVENTS", "total pending events to copy: 12"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out.String())
+		}
+	}
+	after := b.snapshot(t)
+	if len(after.Nodes) != 1 || !slices.Equal(before.Shards, after.Shards) {
+		t.Errorf("dry run changed the catalog: %+v → %+v", before, after)
+	}
+}
+
+// buildRebalance builds cmd/rebalance once per test binary.
+var buildRebalance = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "ordo-rebalance-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "rebalance")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/rebalance").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// runProcess runs the rebalance binary with env and returns how it ended.
+func runProcess(t *testing.T, env []string, args ...string) (string, *os.ProcessState) {
+	t.Helper()
+	bin, err := buildRebalance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, _ := cmd.CombinedOutput()
+	return string(out), cmd.ProcessState
+}
+
+func killed(ps *os.ProcessState) bool {
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// TestFailPoints kills rebalance at every step boundary of a move, runs it
+// again, and checks that the work finishes with every row in place once
+// and in order.
+func TestFailPoints(t *testing.T) {
+	t.Parallel()
+	points := []string{
+		"rebalance.after_plan",
+		"move.after_" + StepTargetReady,
+		"move.after_" + StepFenced,
+		"move.after_" + StepFlipped,
+		"move.after_" + StepCopied,
+		"move.after_" + StepSourceDropped,
+		"move.after_" + StepDone,
+	}
+	for _, fp := range points {
+		t.Run(fp, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, 2)
+			b.run(t, b.config(t, 6, 1))
+			written := b.fill(t, 10)
+			env := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_NODES=" + b.nodesEnv(1, 2), "ORDO_SHARDS=6", "ORDO_LOG_LEVEL=warn"}
+
+			out, ps := runProcess(t, append(env, "ORDO_FAILPOINTS="+fp))
+			if !killed(ps) {
+				t.Fatalf("rebalance with %s: %v, want killed by SIGKILL\n%s", fp, ps, out)
+			}
+			out, ps = runProcess(t, env)
+			if ps.ExitCode() != 0 {
+				t.Fatalf("re-run after %s: exit %d\n%s", fp, ps.ExitCode(), out)
+			}
+			b.checkPlacement(t, 1, 2)
+			b.checkRows(t, written)
+
+			out, ps = runProcess(t, env, "status")
+			if ps.ExitCode() != 0 || !strings.Contains(out, "moves in progress: none") {
+				t.Errorf("status after %s: exit %d\n%s", fp, ps.ExitCode(), out)
+			}
+		})
+	}
+}
