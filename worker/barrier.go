@@ -41,6 +41,11 @@ type lane struct {
 	blockedUntil time.Time
 	// queued says the lane is in its destination's ready queue.
 	queued bool
+	// solo makes the lane send its head alone, in a request of its own,
+	// until that succeeds: set when a request carrying several events was
+	// refused for good, to find out which event the refusal was for
+	// without dead-lettering its neighbours.
+	solo bool
 
 	// spilled says rows of the lane from spillFrom to spillEnd are in the
 	// table but not in memory: the lane was stalled while the shard's

@@ -340,7 +340,7 @@ func (m *manager) dropLost(node string) {
 	list := m.sessions[node]
 	kept := list[:0]
 	for _, s := range list {
-		if s.lost.Load() || s.conn.IsClosed() {
+		if s.lost.Load() {
 			s.close()
 			continue
 		}

@@ -70,10 +70,11 @@ type Tuning struct {
 	// DrainTimeout bounds how long a SIGTERM waits for requests in flight.
 	// Defaults to 30 seconds.
 	DrainTimeout time.Duration `env:"ORDO_WORKER_DRAIN_TIMEOUT" envDefault:"30s"`
-	// KeepAlive is the TCP keepalive idle time and interval on node and
-	// catalog connections; a peer silent for about three times as long is
-	// dropped. Defaults to 5 seconds.
-	KeepAlive time.Duration `env:"ORDO_WORKER_KEEPALIVE" envDefault:"5s"`
+	// KeepAlive is the TCP keepalive idle time and probe interval on node
+	// and catalog connections, on both ends; a peer silent for about three
+	// times as long is dropped, and a node then releases the locks of a
+	// worker cut off from it. Defaults to 2 seconds.
+	KeepAlive time.Duration `env:"ORDO_WORKER_KEEPALIVE" envDefault:"2s"`
 }
 
 // Admin returns the admin listen address: DefaultAdminAddr when unset, ""

@@ -19,9 +19,10 @@ import (
 // and the right to acknowledge anything of the shards claimed on it.
 var errSessionLost = errors.New("claim connection lost")
 
-// dialer returns a dialer with TCP keepalives and, on Linux,
-// TCP_USER_TIMEOUT, so a silent peer is given up after about three times
-// keepAlive rather than the kernel's two hours.
+// dialer returns a dialer with TCP keepalives (probes after keepAlive of
+// silence, two more keepAlive apart) and, on Linux, TCP_USER_TIMEOUT, so a
+// silent peer is given up after about three times keepAlive rather than
+// the kernel's two hours.
 func dialer(keepAlive time.Duration) *net.Dialer {
 	return &net.Dialer{
 		Timeout: 10 * time.Second,
@@ -29,7 +30,7 @@ func dialer(keepAlive time.Duration) *net.Dialer {
 			Enable:   true,
 			Idle:     keepAlive,
 			Interval: keepAlive,
-			Count:    3,
+			Count:    2,
 		},
 		Control: userTimeout(3 * keepAlive),
 	}
@@ -50,7 +51,7 @@ func configure(cfg *pgconn.Config, keepAlive time.Duration, app string) {
 	}
 	cfg.RuntimeParams["tcp_keepalives_idle"] = secs
 	cfg.RuntimeParams["tcp_keepalives_interval"] = secs
-	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
+	cfg.RuntimeParams["tcp_keepalives_count"] = "2"
 	cfg.RuntimeParams["tcp_user_timeout"] = strconv.Itoa(int((3 * keepAlive).Milliseconds()))
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = app
@@ -110,7 +111,8 @@ func (s *session) do(ctx context.Context, fn func(ctx context.Context, conn *pgx
 	}
 	if s.conn.PgConn().TxStatus() != 'I' {
 		if _, rerr := s.conn.Exec(ctx, "ROLLBACK"); rerr != nil {
-			s.close()
+			s.lost.Store(true)
+			s.closeLocked()
 			return fmt.Errorf("%w: %w", errSessionLost, err)
 		}
 	}
@@ -140,9 +142,16 @@ func (s *session) unlock(ctx context.Context, shard int) error {
 	})
 }
 
-// close ends the connection, releasing every lock taken on it.
+// close ends the connection, releasing every lock taken on it. It waits
+// for a statement in progress.
 func (s *session) close() {
 	s.lost.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+}
+
+func (s *session) closeLocked() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s.conn.Close(ctx) //nolint:errcheck // a connection we give up on

@@ -23,7 +23,7 @@ const settings = `  ORDO_CATALOG_URL        Postgres URL of the catalog database
                           POLL (200ms), WINDOW (1000), BUFFER (5000),
                           SHARD_CONCURRENCY (16), CONCURRENCY (256), NODE_CONNS (2),
                           FLUSH_INTERVAL (50ms), DB_TIMEOUT (30s),
-                          DRAIN_TIMEOUT (30s), KEEPALIVE (5s), ID (host-pid-random)
+                          DRAIN_TIMEOUT (30s), KEEPALIVE (2s), ID (host-pid-random)
 `
 
 // Main is the worker program: it parses args and the environment, runs

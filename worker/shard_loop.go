@@ -562,17 +562,28 @@ func (l *shardLoop) sendBatch(d *destination, now time.Time) bool {
 	var events []deliver.Event
 	for len(q) > 0 && len(events) < limit {
 		ln := q[0]
-		q = q[1:]
-		ln.queued = false
 		if !ln.ready(now) {
+			ln.queued = false
+			q = q[1:]
 			continue
 		}
+		if ln.solo && len(events) > 0 {
+			break // goes alone, in the next request
+		}
+		ln.queued = false
+		q = q[1:]
 		n := min(len(ln.rows), limit-len(events))
+		if ln.solo {
+			n = 1
+		}
 		for _, r := range ln.rows[:n] {
 			events = append(events, deliver.Event{MessageID: r.messageID, Payload: r.event})
 		}
 		ln.busy, ln.inflight = true, n
 		lanes = append(lanes, ln)
+		if ln.solo {
+			break
+		}
 	}
 	if len(q) == 0 {
 		q = nil
@@ -618,6 +629,7 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 	case r.res.OK():
 		delivered := 0
 		for _, ln := range r.lanes {
+			ln.solo = false
 			for _, row := range ln.rows[:ln.inflight] {
 				l.ack(row.pos, now)
 				d.metrics.latency.Observe(now.Sub(row.receivedAt).Seconds())
@@ -631,7 +643,19 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 		d.metrics.delivered.Add(float64(delivered))
 	case r.res.Retryable:
 		for _, ln := range r.lanes {
+			// A failure shared by several keys may be one key's: each
+			// retries alone, so one failing key cannot drag others
+			// to their maxAttempts.
+			ln.solo = ln.solo || len(r.lanes) > 1
 			l.retryLane(d, ln, r.res, now)
+		}
+	case len(r.lanes) > 1 || r.lanes[0].inflight > 1:
+		// Refused for good, but for which event? Send each lane's head
+		// alone to find out; this costs none of their attempts.
+		for _, ln := range r.lanes {
+			ln.solo = true
+			ln.busy, ln.inflight = false, 0
+			l.settled(ln, now)
 		}
 	default:
 		text := responseText(r.res)

@@ -89,27 +89,44 @@ func TestFailingDestinationIsolated(t *testing.T) {
 // TestRejectedKeyDeadLettered checks that a key whose events all get 400 is
 // dead-lettered at once without holding up other keys, that a key failing
 // with 503 is dead-lettered after maxAttempts, and that dead letters keep
-// the last status and response.
+// the last status and response; with batches of several keys too, where
+// the other keys' events must neither be dead-lettered nor delayed.
 func TestRejectedKeyDeadLettered(t *testing.T) {
 	t.Parallel()
+	for _, batch := range []string{"1", "10"} {
+		t.Run("maxBatchSize="+batch, func(t *testing.T) {
+			t.Parallel()
+			testRejectedKey(t, batch)
+		})
+	}
+}
+
+func testRejectedKey(t *testing.T, batch string) {
 	h := newHook(t, func(events []event) (int, string) {
-		switch events[0].Key {
-		case "poison":
-			return 400, `{"error":"bad event for poison"}`
-		case "doomed":
-			return 503, "unavailable for doomed"
+		for _, e := range events {
+			if e.Key == "poison" {
+				return 400, `{"error":"bad event for poison"}`
+			}
+		}
+		for _, e := range events {
+			if e.Key == "doomed" {
+				return 503, "unavailable for doomed"
+			}
 		}
 		return 200, "ok"
 	})
 	retry := `{"initialBackoff": "10ms", "maxBackoff": "20ms", "maxAttempts": 3, "maxAge": "1h"}`
-	b := setup(t, 4, workspaceJSON("hook|1|"+retry), map[string]*hook{"hook": h})
+	b := setup(t, 4, workspaceJSON("hook|"+batch+"|"+retry), map[string]*hook{"hook": h})
 	b.startWorker()
 	var events []event
 	for i := range 30 {
-		events = append(events, event{Key: "poison", I: i}, event{Key: "doomed", I: i}, event{Key: "fine", I: i})
+		events = append(events, event{Key: "poison", I: i}, event{Key: "doomed", I: i})
+		for k := range 5 {
+			events = append(events, event{Key: fmt.Sprintf("fine%d", k), I: i})
+		}
 	}
 	b.insert("web", []string{"hook"}, events)
-	eventually(t, 30*time.Second, "fine key delivered", func() bool { return h.distinct() == 30 })
+	eventually(t, 30*time.Second, "fine keys delivered", func() bool { return h.distinct() == 150 })
 	eventually(t, 30*time.Second, "every row settled", func() bool { return b.pending() == 0 })
 	h.checkOrder(t)
 	dls := b.deadLetters()
