@@ -8,8 +8,8 @@
 // shard's current table carry the current epoch, and rows copied from an
 // older node keep theirs.
 //
-// A fenced table refuses every new row with a check violation on the
-// constraint named FenceConstraint; writers recognise it (and a missing
-// table) with IsStale, reload the placement map and write to the shard's
-// new node.
+// A fenced table refuses every new row with SQLSTATE FencedCode (raised by
+// the trigger FenceTrigger); writers recognise it (and a missing table)
+// with IsStale, reload the placement map and write to the shard's new
+// node.
 package schema

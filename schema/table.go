@@ -15,9 +15,13 @@ import (
 // Schema is the Postgres schema that holds shard tables on a node.
 const Schema = "ordo"
 
-// FenceConstraint names the CHECK (false) constraint that fences a shard
-// table against new rows.
-const FenceConstraint = "ordo_fence"
+// FenceTrigger names the trigger that fences a shard table against new
+// rows. It calls ordo.fenced() (a node migration), which raises
+// FencedCode.
+const FenceTrigger = "ordo_fence"
+
+// FencedCode is the SQLSTATE of an insert into a fenced shard table.
+const FencedCode = "OR001"
 
 // Columns are the columns a writer supplies, in COPY order. epoch and seq
 // come from the table's defaults; attempts and the retry bookkeeping start
@@ -134,11 +138,12 @@ func Pending(ctx context.Context, db Execer, shard int) (int64, error) {
 	return n, nil
 }
 
-// Fence makes shard's table refuse new rows. Run it in a transaction with a
-// lock_timeout: it first takes an EXCLUSIVE lock, which waits for every
-// in-flight insert into the table to commit or abort, so that once the
-// transaction commits no row can be added to the table. Fencing a fenced
-// table is a no-op.
+// Fence makes shard's table refuse new rows, with SQLSTATE FencedCode,
+// while workers can still update and delete the rows it holds. Run it in a
+// transaction with a lock_timeout: it first takes an EXCLUSIVE lock, which
+// waits for every in-flight insert into the table to commit or abort, so
+// that once the transaction commits no row can be added to the table.
+// Fencing a fenced table is a no-op.
 func Fence(ctx context.Context, tx pgx.Tx, shard int) error {
 	t := Table(shard).Sanitize()
 	if _, err := tx.Exec(ctx, "LOCK TABLE "+t+" IN EXCLUSIVE MODE"); err != nil {
@@ -148,7 +153,7 @@ func Fence(ctx context.Context, tx pgx.Tx, shard int) error {
 	if err != nil || fenced {
 		return err
 	}
-	if _, err := tx.Exec(ctx, "ALTER TABLE "+t+" ADD CONSTRAINT "+FenceConstraint+" CHECK (false) NOT VALID"); err != nil {
+	if _, err := tx.Exec(ctx, "CREATE TRIGGER "+FenceTrigger+" BEFORE INSERT ON "+t+" FOR EACH STATEMENT EXECUTE FUNCTION ordo.fenced()"); err != nil {
 		return fmt.Errorf("fencing shard %d table: %w", shard, err)
 	}
 	return nil
@@ -157,7 +162,7 @@ func Fence(ctx context.Context, tx pgx.Tx, shard int) error {
 // Unfence lets shard's table take rows again. Unfencing an unfenced table
 // is a no-op.
 func Unfence(ctx context.Context, db Execer, shard int) error {
-	if _, err := db.Exec(ctx, "ALTER TABLE "+Table(shard).Sanitize()+" DROP CONSTRAINT IF EXISTS "+FenceConstraint); err != nil {
+	if _, err := db.Exec(ctx, "DROP TRIGGER IF EXISTS "+FenceTrigger+" ON "+Table(shard).Sanitize()); err != nil {
 		return fmt.Errorf("unfencing shard %d table: %w", shard, err)
 	}
 	return nil
@@ -166,8 +171,8 @@ func Unfence(ctx context.Context, db Execer, shard int) error {
 // IsFencedTable reports whether shard's table carries the fence.
 func IsFencedTable(ctx context.Context, db Execer, shard int) (bool, error) {
 	var fenced bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)`,
-		Table(shard).Sanitize(), FenceConstraint).Scan(&fenced)
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)`,
+		Table(shard).Sanitize(), FenceTrigger).Scan(&fenced)
 	if err != nil {
 		return false, fmt.Errorf("checking shard %d fence: %w", shard, err)
 	}
@@ -182,11 +187,5 @@ func IsStale(err error) bool {
 	if !errors.As(err, &pgErr) {
 		return false
 	}
-	switch pgErr.Code {
-	case "23514": // check_violation
-		return pgErr.ConstraintName == FenceConstraint
-	case "42P01": // undefined_table
-		return true
-	}
-	return false
+	return pgErr.Code == FencedCode || pgErr.Code == "42P01" // 42P01: undefined_table
 }

@@ -29,3 +29,15 @@ CREATE TABLE ordo.dead_letters (
     PRIMARY KEY (shard, epoch, seq)
 );
 CREATE INDEX dead_letters_destination_idx ON ordo.dead_letters (destination_id, failed_at);
+
+-- fenced is the trigger function that fences a shard table during a move:
+-- every insert fails with SQLSTATE OR001, which writers recognise, reload
+-- the placement map and write to the shard's new node. Updates and
+-- deletes of existing rows (workers acknowledging) still work.
+CREATE FUNCTION ordo.fenced() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ordo: %.% is fenced for a shard move; reload the placement map', TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'OR001';
+END;
+$$;

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/schema"
+	"github.com/ordo-pipeline/ordo/shard"
+)
+
+const writeKey = "wk_e2e"
+
+func workspaceFor(t *testing.T, hook string) string {
+	return writeJSON(t, t.TempDir(), "workspace.json", map[string]any{
+		"sources": []any{map[string]any{"id": "web", "writeKey": writeKey, "destinations": []string{"hook"}}},
+		"destinations": []any{map[string]any{
+			"id": "hook", "type": "webhook",
+			"config": map[string]any{"url": hook + "/events", "timeout": "5s"},
+			"retry":  map[string]any{"initialBackoff": "50ms", "maxBackoff": "500ms", "maxAttempts": 1000, "maxAge": "1h"},
+		}},
+	})
+}
+
+func nodesEnv(nodes []*pgtest.Cluster, which ...int) string {
+	var parts []string
+	for _, i := range which {
+		parts = append(parts, fmt.Sprintf("node%d=%s", i, nodes[i-1].URL()))
+	}
+	return "ORDO_NODES=" + strings.Join(parts, ",")
+}
+
+// TestRebalanceUnderTraffic is the mission in one test: 2 nodes → 3 nodes
+// → 2 nodes (a different one removed) while two gateways take continuous
+// traffic from many keys and two workers deliver to a webhook that fails
+// some requests; the scale-down's rebalance is SIGKILLed at every fail
+// point and re-run, and a worker is SIGKILLed and restarted. Then every
+// acknowledged event must have been delivered, first deliveries in order
+// per key, no request failed, and the removed node empty.
+func TestRebalanceUnderTraffic(t *testing.T) {
+	nodes := pgtest.Start(t, 3)
+	catalog := "ORDO_CATALOG_URL=" + nodes[0].URL()
+	hook := newRecorder(t, 0.05)
+	ws := "ORDO_WORKSPACE_CONFIG=" + workspaceFor(t, hook.srv.URL)
+	base := []string{catalog, "ORDO_SHARDS=24", "ORDO_LOG_LEVEL=info"}
+
+	out, ps := runOnce(t, "rebalance", append(base, nodesEnv(nodes, 1, 2)))
+	if ps.ExitCode() != 0 {
+		t.Fatalf("bootstrap: exit %d\n%s", ps.ExitCode(), out)
+	}
+
+	var gateways []string
+	for i := range 2 {
+		addr := freeAddr(t)
+		start(t, fmt.Sprintf("gateway-%d", i+1), "gateway", []string{catalog, ws, "ORDO_HTTP_ADDR=" + addr})
+		gateways = append(gateways, "http://"+addr)
+	}
+	workerEnv := []string{catalog, ws, "ORDO_ADMIN_ADDR=127.0.0.1:0"}
+	w1 := start(t, "worker-1", "worker", workerEnv)
+	start(t, "worker-2", "worker", workerEnv)
+	for _, g := range gateways {
+		waitReady(t, g+"/ready", 30*time.Second)
+	}
+
+	tr := newTraffic(gateways, writeKey)
+	tr.start(40, 5*time.Millisecond)
+	time.Sleep(3 * time.Second)
+
+	// Scale out.
+	t.Logf("scale out starts at %s", time.Now().Format("15:04:05.000"))
+	tr.phase.Store("moving")
+	out, ps = runOnce(t, "rebalance", append(base, nodesEnv(nodes, 1, 2, 3)))
+	if ps.ExitCode() != 0 {
+		t.Fatalf("scale out: exit %d\n%s", ps.ExitCode(), out)
+	}
+	t.Logf("scale out:\n%s", lastLines(out, 3))
+	tr.phase.Store("between")
+
+	// A worker dies and comes back.
+	t.Logf("worker-1 killed at %s", time.Now().Format("15:04:05.000"))
+	w1.kill()
+	time.Sleep(500 * time.Millisecond)
+	start(t, "worker-1b", "worker", workerEnv)
+	time.Sleep(2 * time.Second)
+
+	// Scale in, removing node1, with rebalance killed at every step.
+	tr.phase.Store("moving")
+	down := append(base, nodesEnv(nodes, 2, 3))
+	for _, fp := range []string{"rebalance.after_plan", "move.after_target_ready", "move.after_fenced", "move.after_flipped", "move.after_copied", "move.after_source_dropped", "move.after_done"} {
+		t.Logf("rebalance with %s starts at %s", fp, time.Now().Format("15:04:05.000"))
+		out, ps = runOnce(t, "rebalance", append(down, "ORDO_FAILPOINTS="+fp))
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		switch {
+		case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+			t.Logf("rebalance killed at %s", fp)
+		case ps.ExitCode() == 0:
+			t.Logf("rebalance finished before reaching %s", fp)
+		default:
+			t.Fatalf("rebalance with %s: %v\n%s", fp, ps, out)
+		}
+	}
+	out, ps = runOnce(t, "rebalance", down)
+	if ps.ExitCode() != 0 {
+		t.Fatalf("scale in: exit %d\n%s", ps.ExitCode(), out)
+	}
+	t.Logf("scale in:\n%s", lastLines(out, 3))
+	tr.phase.Store("after")
+	time.Sleep(2 * time.Second)
+	tr.finish()
+
+	// Every acknowledged event arrives.
+	deadline := time.Now().Add(90 * time.Second)
+	var missing []string
+	for {
+		missing = missing[:0]
+		tr.mu.Lock()
+		for key, ns := range tr.acked {
+			for _, n := range ns {
+				if !hook.has(messageID(key, n)) {
+					missing = append(missing, messageID(key, n))
+				}
+			}
+		}
+		tr.mu.Unlock()
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	total := 0
+	for _, ns := range tr.acked {
+		total += len(ns)
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d of %d acknowledged events never delivered, e.g. %v", len(missing), total, missing[:min(10, len(missing))])
+	}
+
+	// First deliveries per key are in the order the key's events were
+	// acknowledged.
+	firsts, deliveries := hook.firstDeliveries()
+	for key, ns := range firsts {
+		for i := 1; i < len(ns); i++ {
+			if ns[i] < ns[i-1] {
+				t.Errorf("key %s (shard %d): event %d first delivered after event %d", key, shard.For(key, 24), ns[i], ns[i-1])
+				for _, d := range hook.deliveriesOf(key) {
+					if d.N >= ns[i]-3 && d.N <= ns[i-1]+1 {
+						t.Logf("  %s n=%d at %s", d.Key, d.N, d.At.Format("15:04:05.000"))
+					}
+				}
+				break
+			}
+		}
+	}
+	t.Logf("%d events acknowledged, %d deliveries (%d duplicates)", total, deliveries, deliveries-len(hook.first))
+
+	// No request failed because of the moves.
+	if len(tr.errors) > 0 {
+		t.Errorf("%d requests failed, e.g.:\n%s", len(tr.errors), strings.Join(tr.errors[:min(5, len(tr.errors))], "\n"))
+	}
+	for _, phase := range []string{"baseline", "moving", "between", "after"} {
+		n, p50, p99, worst := tr.latencies(phase)
+		t.Logf("request latency %-8s n=%5d p50=%v p99=%v max=%v", phase, n, p50.Round(time.Microsecond), p99.Round(time.Microsecond), worst.Round(time.Millisecond))
+	}
+
+	// The removed node holds nothing and is detached.
+	out, ps = runOnce(t, "rebalance", []string{catalog}, "status")
+	t.Logf("status:\n%s", out)
+	if ps.ExitCode() != 0 || !strings.Contains(out, "moves in progress: none") {
+		t.Errorf("status: exit %d\n%s", ps.ExitCode(), out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "node1 ") && !strings.Contains(line, "detached") {
+			t.Errorf("node1 is not detached: %q", line)
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), nodes[0].URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if tables, err := schema.List(context.Background(), conn); err != nil || len(tables) != 0 {
+		t.Errorf("node1 still holds shard tables %v (err %v)", tables, err)
+	}
+	var dead int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM ordo.dead_letters`).Scan(&dead); err != nil || dead != 0 {
+		t.Errorf("node1 still holds %d dead letters (err %v)", dead, err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
