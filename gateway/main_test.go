@@ -103,6 +103,9 @@ func TestMain(m *testing.M) {
 	for _, n := range sharedNodes {
 		n.Remove() //nolint:errcheck // best effort at exit
 	}
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 	os.Exit(code)
 }
 
@@ -158,14 +161,19 @@ func setup(t testing.TB, c *cluster, mod func(*Config)) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := &testBundle{c: c, g: g, srv: newServer(t, g), prefix: prefix, key: prefix + "-key"}
+	waitFor(t, 20*time.Second, "gateway ready", g.Ready)
+	return b
+}
+
+// newServer serves g over HTTP until t ends, then closes g.
+func newServer(t testing.TB, g *Gateway) *httptest.Server {
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(func() {
 		srv.Close()
 		g.Close()
 	})
-	b := &testBundle{c: c, g: g, srv: srv, prefix: prefix, key: prefix + "-key"}
-	waitFor(t, 20*time.Second, "gateway ready", g.Ready)
-	return b
+	return srv
 }
 
 // waitFor polls cond until it holds or timeout passes.
