@@ -68,7 +68,20 @@ type manager struct {
 	live     int
 	done     chan *claim
 
+	vacuum *vacuumer // nil when VacuumRows is 0
+
 	lastBeat atomic.Int64 // unix nanos of the last successful heartbeat
+}
+
+// vacuumFor returns the function a claim's loop calls to have its table
+// vacuumed, or nil.
+func (m *manager) vacuumFor(c *claim) func() {
+	if m.vacuum == nil {
+		return nil
+	}
+	snap := m.smap.Current()
+	url := snap.Nodes[c.node].URL
+	return func() { m.vacuum.request(c.node, url, c.shard) }
 }
 
 // placement returns shard's placement in the current map.

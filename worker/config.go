@@ -19,9 +19,10 @@ type Config struct {
 	// WorkspaceConfig is the path of the workspace file. Required.
 	WorkspaceConfig string `env:"ORDO_WORKSPACE_CONFIG,required,notEmpty"`
 	// AdminAddr is the listen address of /health, /ready and /metrics;
-	// port 0 picks a free port, an empty value disables the server.
-	// Defaults to DefaultAdminAddr (:9090) when unset.
-	AdminAddr *string `env:"ORDO_ADMIN_ADDR"`
+	// port 0 picks a free port, "" disables the server. Defaults to
+	// DefaultAdminAddr (:9090). (env/v11 reads a variable set to the empty
+	// string as unset; Main turns ORDO_ADMIN_ADDR= into "" itself.)
+	AdminAddr string `env:"ORDO_ADMIN_ADDR" envDefault:":9090"`
 	Log       cli.LogConfig
 	Tuning
 }
@@ -70,6 +71,14 @@ type Tuning struct {
 	// DrainTimeout bounds how long a SIGTERM waits for requests in flight.
 	// Defaults to 30 seconds.
 	DrainTimeout time.Duration `env:"ORDO_WORKER_DRAIN_TIMEOUT" envDefault:"30s"`
+	// VacuumRows makes the worker VACUUM a shard table once it has deleted
+	// this many rows from it since the last time (at most every
+	// VacuumEvery), on a connection of its own; 0 leaves it to
+	// autovacuum. Defaults to 5000.
+	VacuumRows int `env:"ORDO_WORKER_VACUUM_ROWS" envDefault:"5000"`
+	// VacuumEvery is the shortest time between two vacuums of a table the
+	// worker asks for. Defaults to 2 seconds.
+	VacuumEvery time.Duration `env:"ORDO_WORKER_VACUUM_EVERY" envDefault:"2s"`
 	// KeepAlive is the TCP keepalive idle time and probe interval on node
 	// and catalog connections, on both ends; a peer silent for about three
 	// times as long is dropped, and a node then releases the locks of a
@@ -77,18 +86,9 @@ type Tuning struct {
 	KeepAlive time.Duration `env:"ORDO_WORKER_KEEPALIVE" envDefault:"2s"`
 }
 
-// Admin returns the admin listen address: DefaultAdminAddr when unset, ""
-// when disabled.
-func (c *Config) Admin() string {
-	if c.AdminAddr == nil {
-		return DefaultAdminAddr
-	}
-	return *c.AdminAddr
-}
-
 // Validate checks the settings; errors name the variable at fault.
 func (c *Config) Validate() error {
-	if a := c.Admin(); a != "" {
+	if a := c.AdminAddr; a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return &cli.SettingError{Var: "ORDO_ADMIN_ADDR", Msg: fmt.Sprintf("not a host:port address: %q", a)}
 		}
@@ -105,6 +105,7 @@ func (c *Config) Validate() error {
 		{"ORDO_WORKER_DB_TIMEOUT", c.DBTimeout},
 		{"ORDO_WORKER_DRAIN_TIMEOUT", c.DrainTimeout},
 		{"ORDO_WORKER_KEEPALIVE", c.KeepAlive},
+		{"ORDO_WORKER_VACUUM_EVERY", c.VacuumEvery},
 	}
 	for _, d := range durations {
 		if d.v <= 0 {
@@ -123,6 +124,7 @@ func (c *Config) Validate() error {
 		{"ORDO_WORKER_SHARD_CONCURRENCY", c.ShardConcurrency, 1, 10000},
 		{"ORDO_WORKER_CONCURRENCY", c.Concurrency, 1, 100000},
 		{"ORDO_WORKER_NODE_CONNS", c.NodeConns, 1, 64},
+		{"ORDO_WORKER_VACUUM_ROWS", c.VacuumRows, 0, 1 << 30},
 	}
 	for _, n := range ints {
 		if n.v < n.lo || n.v > n.hi {

@@ -23,7 +23,9 @@ const settings = `  ORDO_CATALOG_URL        Postgres URL of the catalog database
                           POLL (200ms), WINDOW (1000), BUFFER (5000),
                           SHARD_CONCURRENCY (16), CONCURRENCY (256), NODE_CONNS (2),
                           FLUSH_INTERVAL (50ms), DB_TIMEOUT (30s),
-                          DRAIN_TIMEOUT (30s), KEEPALIVE (2s), ID (host-pid-random)
+                          DRAIN_TIMEOUT (30s), KEEPALIVE (2s), VACUUM_ROWS (5000;
+                          0 leaves vacuum to autovacuum), VACUUM_EVERY (2s),
+                          ID (host-pid-random)
 `
 
 // Main is the worker program: it parses args and the environment, runs
@@ -39,6 +41,9 @@ func Main(args []string) {
 	cfg, err := cli.ParseEnv[Config](nil)
 	if err != nil {
 		cli.Exit("worker", err)
+	}
+	if v, ok := os.LookupEnv("ORDO_ADMIN_ADDR"); ok && v == "" {
+		cfg.AdminAddr = "" // set but empty: no admin server
 	}
 	ctx, cancel := cli.SignalContext()
 	defer cancel()

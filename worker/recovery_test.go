@@ -3,6 +3,9 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +88,75 @@ func TestClaimConnectionLost(t *testing.T) {
 	eventually(t, 10*time.Second, "every event delivered after the cut", func() bool { return h.distinct() == len(events) })
 	eventually(t, 10*time.Second, "worker holds every shard again", func() bool { return w.owned() == 8 })
 	h.checkOrder(t)
+}
+
+// TestSpilledLanesRecover checks that lanes blocked long enough to be
+// spilled out of a small buffer are read back, in order, once their
+// destination recovers.
+func TestSpilledLanesRecover(t *testing.T) {
+	t.Parallel()
+	var recovered atomic.Bool
+	h := newHook(t, func([]event) (int, string) {
+		if !recovered.Load() {
+			return 503, "down"
+		}
+		return 200, "ok"
+	})
+	retry := `{"initialBackoff": "50ms", "maxBackoff": "300ms", "maxAttempts": 1000, "maxAge": "1h"}`
+	b := setup(t, 2, workspaceJSON("hook|5|"+retry), map[string]*hook{"hook": h})
+	w := b.startWorker("ORDO_WORKER_BUFFER=100", "ORDO_WORKER_WINDOW=40", "ORDO_LOG_LEVEL=debug")
+	events := stream(30, 40, "k")
+	b.insert("web", []string{"hook"}, events)
+	eventually(t, 10*time.Second, "rows spilled", func() bool { return strings.Contains(w.log.String(), "spilled stalled lanes") })
+	recovered.Store(true)
+	eventually(t, 30*time.Second, "every event delivered", func() bool { return h.distinct() == len(events) })
+	h.checkOrder(t)
+	eventually(t, 10*time.Second, "rows deleted", func() bool { return b.pending() == 0 })
+}
+
+// TestRestartKeepsAttempts checks that attempts are stored on the row: a
+// worker killed and replaced does not give events a fresh set of attempts.
+func TestRestartKeepsAttempts(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	tries := map[string]int{}
+	h := newHook(t, func(events []event) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			tries[e.messageID()]++
+		}
+		return 503, "down"
+	})
+	retry := `{"initialBackoff": "400ms", "maxBackoff": "400ms", "maxAttempts": 4, "maxAge": "1h"}`
+	b := setup(t, 2, workspaceJSON("hook|1|"+retry), map[string]*hook{"hook": h})
+	w := b.startWorker()
+	events := stream(5, 1, "k")
+	b.insert("web", []string{"hook"}, events)
+	eventually(t, 10*time.Second, "two attempts each", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if tries[e.messageID()] < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(100 * time.Millisecond) // let the bookkeeping flush
+	w.kill()
+	b.startWorker()
+	eventually(t, 20*time.Second, "every event dead-lettered", func() bool { return b.pending() == 0 })
+	for _, d := range b.deadLetters() {
+		if d.Attempts != 4 {
+			t.Errorf("dead letter %s has %d attempts, want 4", d.MessageID, d.Attempts)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range tries {
+		if n > 5 {
+			t.Errorf("event %s was sent %d times, want at most 4 (5 if a kill lost one)", id, n)
+		}
+	}
 }

@@ -62,6 +62,8 @@ type shardLoop struct {
 	placement func() shard.Placement
 	// stop is closed when the claim should be released.
 	stop <-chan struct{}
+	// vacuum asks for the shard's table to be vacuumed; nil disables.
+	vacuum func()
 
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
@@ -88,6 +90,9 @@ type shardLoop struct {
 	ackLanes []*lane
 	firstAck time.Time
 	nextLag  time.Time
+
+	deleted    int // rows deleted since the last vacuum request
+	lastVacuum time.Time
 }
 
 func newShardLoop(m *manager, c *claim) *shardLoop {
@@ -103,6 +108,7 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 		destOrder:  m.destOrder,
 		placement:  func() shard.Placement { return m.placement(c.shard) },
 		stop:       c.stop,
+		vacuum:     m.vacuumFor(c),
 		sendCtx:    ctx,
 		cancelSend: cancel,
 		lanes:      map[laneKey]*lane{},
@@ -789,9 +795,14 @@ func (l *shardLoop) flushNow() error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
+	l.deleted += len(l.acks.delivered) + len(l.acks.dead)
+	if l.vacuum != nil && l.deleted >= l.tuning.VacuumRows && now.Sub(l.lastVacuum) >= l.tuning.VacuumEvery {
+		l.vacuum()
+		l.deleted, l.lastVacuum = 0, now
+	}
 	l.acks.reset()
 	l.firstAck = time.Time{}
-	now := time.Now()
 	for _, ln := range l.ackLanes {
 		ln.busy = false
 		l.settled(ln, now)

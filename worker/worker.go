@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		live:      1,
 		done:      make(chan *claim),
 	}
-	if addr := cfg.Admin(); addr != "" {
+	if addr := cfg.AdminAddr; addr != "" {
 		a, err := startAdmin(addr, m, mgr.ready, log)
 		if err != nil {
 			return &cli.SettingError{Var: "ORDO_ADMIN_ADDR", Msg: err.Error()}
@@ -104,6 +104,14 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		stopMap()
 		<-mapDone
 	}()
+	if cfg.VacuumRows > 0 {
+		vctx, stopVacuum := context.WithCancel(context.WithoutCancel(ctx))
+		mgr.vacuum = newVacuumer(vctx, &cfg.Tuning, log, "ordo-worker "+id)
+		defer func() {
+			stopVacuum()
+			mgr.vacuum.wait()
+		}()
+	}
 	log.Info("worker started", "shards", mgr.smap.Current().Count(), "destinations", len(order))
 	return mgr.run(ctx)
 }

@@ -21,11 +21,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/cli"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/rebalance"
 	"github.com/ordo-pipeline/ordo/schema"
@@ -40,9 +42,10 @@ func main() {
 	batch := flag.Int("batch", 100, "maxBatchSize of the batched runs")
 	shards := flag.Int("shards", 16, "shards of the cluster")
 	keys := flag.Int("keys", 10000, "distinct ordering keys")
-	verbose := flag.Bool("v", false, "log the worker's info lines")
+	verbose := flag.Bool("v", false, "log the worker's debug lines")
+	vacuumRows := flag.Int("vacuum-rows", 5000, "the worker's ORDO_WORKER_VACUUM_ROWS (0: autovacuum only)")
 	flag.Parse()
-	if err := run(*single, *batched, *soak, *batch, *shards, *keys, *verbose); err != nil {
+	if err := run(*single, *batched, *soak, *batch, *shards, *keys, *verbose, *vacuumRows); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -56,9 +59,10 @@ type bench struct {
 	dir        string
 	hook       *hook
 	verbose    bool
+	vacuumRows int
 }
 
-func run(single, batched, soak, batch, shards, keys int, verbose bool) error {
+func run(single, batched, soak, batch, shards, keys int, verbose bool, vacuumRows int) error {
 	ctx := context.Background()
 	c, err := pgtest.StartCluster(ctx, pgtest.Options{Name: "bench", Settings: map[string]string{"shared_buffers": "128MB"}})
 	if err != nil {
@@ -81,6 +85,7 @@ func run(single, batched, soak, batch, shards, keys int, verbose bool) error {
 		nodeURLs:   map[string]string{"n1": c.DatabaseURL("n1"), "n2": c.DatabaseURL("n2")},
 		keys:       keys,
 		verbose:    verbose,
+		vacuumRows: vacuumRows,
 	}
 	cfg := rebalance.Config{CatalogURL: b.catalogURL, Nodes: "n1=" + b.nodeURLs["n1"] + ",n2=" + b.nodeURLs["n2"], Shards: shards}
 	if err := cfg.Validate(); err != nil {
@@ -108,7 +113,7 @@ func run(single, batched, soak, batch, shards, keys int, verbose bool) error {
 		return err
 	}
 
-	fmt.Printf("cluster: %d shards on 2 node databases, %d keys, 2 cores shared with Postgres and the webhook\n\n", shards, keys)
+	fmt.Printf("cluster: %d shards on 2 node databases, %d keys, ORDO_WORKER_VACUUM_ROWS=%d\n\n", shards, keys, vacuumRows)
 	fmt.Printf("%-28s %10s %12s %14s\n", "run", "events", "seconds", "delivered/s")
 	if single > 0 {
 		if err := b.drainRun("single (maxBatchSize 1)", single, 1); err != nil {
@@ -193,18 +198,23 @@ func (b *bench) soak(n, batch int) error {
 	if err != nil {
 		return err
 	}
-	// Let autovacuum, tuned per table by schema.Create, catch up.
-	time.Sleep(20 * time.Second)
-	settled, err := b.tableSize()
-	if err != nil {
-		return err
-	}
 	fmt.Printf("\nshard tables, pg_total_relation_size summed over %d shards:\n", b.snap.Count())
 	fmt.Printf("  before the soak            %s\n", mb(base))
-	fmt.Printf("  during (sampled)           %s\n", strings.Join(samples, " "))
+	fmt.Printf("  during (every 200k)        %s\n", strings.Join(samples, " "))
 	fmt.Printf("  peak sampled               %s\n", mb(peak))
 	fmt.Printf("  drained                    %s\n", mb(after))
-	fmt.Printf("  drained + 20s autovacuum   %s\n", mb(settled))
+	// Vacuum frees the dead rows' space for reuse; it shrinks a table only
+	// by its empty trailing pages.
+	var later []string
+	for i := 1; i <= 4; i++ {
+		time.Sleep(15 * time.Second)
+		size, err := b.tableSize()
+		if err != nil {
+			return err
+		}
+		later = append(later, fmt.Sprintf("+%ds:%s", 15*i, mb(size)))
+	}
+	fmt.Printf("  after draining             %s\n", strings.Join(later, " "))
 	return nil
 }
 
@@ -220,26 +230,21 @@ func (b *bench) startWorker(batch int) (func() error, error) {
 	if err := os.WriteFile(path, []byte(ws), 0o600); err != nil {
 		return nil, err
 	}
-	empty := ""
-	cfg := worker.Config{
-		CatalogURL:      b.catalogURL,
-		WorkspaceConfig: path,
-		AdminAddr:       &empty,
-		Tuning: worker.Tuning{
-			Heartbeat: time.Second, Liveness: 5 * time.Second, MapPoll: 5 * time.Second,
-			Poll: 100 * time.Millisecond, Window: 1000, Buffer: 5000,
-			ShardConcurrency: 16, Concurrency: 256, NodeConns: 2,
-			FlushInterval: 50 * time.Millisecond, DBTimeout: 30 * time.Second,
-			DrainTimeout: 30 * time.Second, KeepAlive: 5 * time.Second,
-		},
-	}
-	cfg.Log.Format, cfg.Log.Level = "text", "warn"
+	level := "warn"
 	if b.verbose {
-		cfg.Log.Level = "info"
+		level = "debug"
 	}
-	if err := cfg.Validate(); err != nil {
+	// Production defaults but for the admin server and logging.
+	cfg, err := cli.ParseEnv[worker.Config](map[string]string{
+		"ORDO_CATALOG_URL":        b.catalogURL,
+		"ORDO_WORKSPACE_CONFIG":   path,
+		"ORDO_LOG_LEVEL":          level,
+		"ORDO_WORKER_VACUUM_ROWS": strconv.Itoa(b.vacuumRows),
+	})
+	if err != nil {
 		return nil, err
 	}
+	cfg.AdminAddr = ""
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan error, 1)
 	go func() {
