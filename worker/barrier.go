@@ -53,6 +53,9 @@ type lane struct {
 	spilled   bool
 	spillFrom pos
 	spillEnd  pos
+	// spilledSince is the receivedAt of the oldest spilled row, for the
+	// shard's lag.
+	spilledSince time.Time
 	// loading says a reload of the lane is under way.
 	loading bool
 }
@@ -75,6 +78,9 @@ func (ln *lane) spill() []*row {
 	for _, r := range dropped {
 		if !ln.spilled || r.pos.less(ln.spillFrom) {
 			ln.spillFrom = r.pos
+		}
+		if !ln.spilled || r.receivedAt.Before(ln.spilledSince) {
+			ln.spilledSince = r.receivedAt
 		}
 		if !ln.spilled || ln.spillEnd.less(r.pos) {
 			ln.spillEnd = r.pos

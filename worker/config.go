@@ -52,11 +52,11 @@ type Tuning struct {
 	// reading pauses, and blocked lanes are spilled, beyond it. Defaults
 	// to 5000.
 	Buffer int `env:"ORDO_WORKER_BUFFER" envDefault:"5000"`
-	// ShardConcurrency is how many requests one shard has in flight at
-	// most. Defaults to 16.
+	// ShardConcurrency is how many requests one shard has in flight to one
+	// destination at most. Defaults to 16.
 	ShardConcurrency int `env:"ORDO_WORKER_SHARD_CONCURRENCY" envDefault:"16"`
-	// Concurrency is how many requests the whole worker has in flight at
-	// most. Defaults to 256.
+	// Concurrency is how many requests the whole worker has in flight to
+	// one destination at most, over all its shards. Defaults to 256.
 	Concurrency int `env:"ORDO_WORKER_CONCURRENCY" envDefault:"256"`
 	// NodeConns is how many claim connections the worker opens per node.
 	// Defaults to 2.

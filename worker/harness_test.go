@@ -232,6 +232,26 @@ func (b *testBundle) pending() int64 {
 	return total
 }
 
+// shardLocks counts the shard advisory locks held on the nodes, from
+// pg_locks.
+func (b *testBundle) shardLocks() int {
+	b.t.Helper()
+	total := 0
+	for _, url := range b.nodeURLs {
+		conn := b.connect(url)
+		var n int
+		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND objsubid = 2
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, schema.LockClass).Scan(&n)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		total += n
+		conn.Close(context.Background())
+	}
+	return total
+}
+
 // deadLetter is a row of ordo.dead_letters.
 type deadLetter struct {
 	MessageID, Destination, Reason, Response string

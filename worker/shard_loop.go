@@ -819,6 +819,9 @@ func (l *shardLoop) updateLag(now time.Time) {
 		if len(ln.rows) > 0 && (oldest.IsZero() || ln.rows[0].receivedAt.Before(oldest)) {
 			oldest = ln.rows[0].receivedAt
 		}
+		if ln.spilled && (oldest.IsZero() || ln.spilledSince.Before(oldest)) {
+			oldest = ln.spilledSince
+		}
 	}
 	lag := 0.0
 	if !oldest.IsZero() {

@@ -2,8 +2,10 @@ package worker_test
 
 import (
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -152,14 +154,19 @@ func testRejectedKey(t *testing.T, batch string) {
 	}
 }
 
+// productionTimers are the default heartbeat and liveness, for the tests
+// of the contract's 10 seconds.
+var productionTimers = []string{"ORDO_WORKER_HEARTBEAT=1s", "ORDO_WORKER_LIVENESS=5s"}
+
 // TestFailoverAfterKill checks that the shards of a SIGKILLed worker are
-// delivered by the other within 10 seconds.
+// delivered by the other within 10 seconds, with the default heartbeat
+// and liveness.
 func TestFailoverAfterKill(t *testing.T) {
 	t.Parallel()
 	h := newHook(t, nil)
 	b := setup(t, 8, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
-	w1 := b.startWorker()
-	w2 := b.startWorker()
+	w1 := b.startWorker(productionTimers...)
+	w2 := b.startWorker(productionTimers...)
 	eventually(t, 10*time.Second, "shards split between the workers", func() bool {
 		return w1.owned() == 4 && w2.owned() == 4
 	})
@@ -182,10 +189,10 @@ func TestFairShare(t *testing.T) {
 	t.Parallel()
 	h := newHook(t, nil)
 	b := setup(t, 8, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
-	w1 := b.startWorker()
+	w1 := b.startWorker(productionTimers...)
 	eventually(t, 10*time.Second, "one worker holds every shard", func() bool { return w1.owned() == 8 })
-	w2 := b.startWorker()
-	w3 := b.startWorker()
+	w2 := b.startWorker(productionTimers...)
+	w3 := b.startWorker(productionTimers...)
 	all := []*proc{w1, w2, w3}
 	took := eventually(t, 10*time.Second, "three workers share the shards", func() bool {
 		total := 0
@@ -199,6 +206,9 @@ func TestFairShare(t *testing.T) {
 		return total == 8
 	})
 	t.Logf("1 → 3 workers converged in %s", took)
+	if n := b.shardLocks(); n != 8 {
+		t.Errorf("nodes show %d shard locks held, want 8", n)
+	}
 	// Events keep flowing while shards change hands.
 	events := stream(30, 5, "u")
 	b.insert("web", []string{"hook"}, events)
@@ -253,4 +263,60 @@ func TestSettingErrors(t *testing.T) {
 			t.Errorf("worker with %v printed %d lines, want one: %q", tc.env, lines+1, out)
 		}
 	}
+}
+
+// TestAdminEndpoints checks /health, /ready and /metrics, and that an
+// empty ORDO_ADMIN_ADDR disables the server.
+func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 4, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	w := b.startWorker()
+	b.insert("web", []string{"hook"}, stream(3, 3, "u"))
+	eventually(t, 10*time.Second, "events delivered", func() bool { return h.distinct() == 9 })
+	for _, path := range []string{"/health", "/ready"} {
+		eventually(t, 5*time.Second, path+" answers 200", func() bool {
+			resp, err := http.Get("http://" + w.admin + path)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
+	m := w.metrics()
+	for _, want := range []string{
+		`ordo_worker_events_delivered_total{destination="hook"} 9`,
+		`ordo_worker_delivery_latency_seconds_count{destination="hook"} 9`,
+		`ordo_worker_shard_lag_seconds{shard="0"}`,
+		`ordo_worker_shards_owned 4`,
+		`ordo_worker_live_workers 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(append([]string{"PATH=/usr/bin:/bin", "ORDO_CATALOG_URL=" + b.catalogURL, "ORDO_WORKSPACE_CONFIG=" + b.wsPath}, testEnv...), "ORDO_ADMIN_ADDR=")
+	var out syncBuffer
+	cmd.Stderr = writerFunc(out.WriteString)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "worker without admin server started", func() bool { return strings.Contains(out.String(), "worker started") })
+	cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // checked by Wait
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("worker: %v", err)
+	}
+	if strings.Contains(out.String(), "admin server listening") {
+		t.Errorf("ORDO_ADMIN_ADDR= started an admin server:\n%s", out.String())
+	}
+}
+
+type writerFunc func(string)
+
+func (f writerFunc) Write(p []byte) (int, error) {
+	f(string(p))
+	return len(p), nil
 }
