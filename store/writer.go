@@ -81,6 +81,14 @@ func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 		return -1, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	// Take a transaction id before COPY draws sequence numbers. A worker
+	// reading the shard then sees this transaction as running in its
+	// snapshot for as long as any of our rows could still appear behind rows
+	// it has read, which is how it waits for them before delivering later
+	// rows of the same key (see package worker).
+	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
+		return -1, fmt.Errorf("beginning transaction: %w", err)
+	}
 	for _, s := range shards {
 		src := &rowSource{events: rows[s]}
 		if _, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, src); err != nil {
