@@ -41,6 +41,28 @@
 // MaxAge dead-letters events, with their last status and response, and
 // unblocks the lane. Delivered rows are deleted in batches; retry
 // bookkeeping (attempts, next_attempt_at, last status) is written to the row
-// so a restart respects it. Lanes blocked for long are spilled (only their
-// head kept in memory) so they cannot fill the buffer and stall other keys.
+// so a restart respects it. When the shard's buffer (ORDO_WORKER_BUFFER)
+// fills, the rows of blocked lanes are spilled: dropped from memory and read
+// again, by lane, once the lane moves, so a failing destination or key
+// cannot stall the others however long it fails.
+//
+// A refused request (a non-retryable status) that carried several events
+// dead-letters none of them: each lane's head is then sent alone until it
+// succeeds, so only the event actually refused is dead-lettered. Lanes of a
+// request that failed retryably are likewise retried alone.
+//
+// Sequence numbers are drawn when a row is inserted, not when it commits,
+// so a writer's row may become visible behind the read cursor. Each read
+// records the transactions in progress in its snapshot; once they have all
+// ended, the range read is scanned again for rows not seen.
+//
+// # Queue hygiene
+//
+// Delivered rows are deleted in batches (every ORDO_WORKER_FLUSH_INTERVAL or
+// 1000 rows). Autovacuum visits a database once per autovacuum_naptime (a
+// minute by default), during which a busy shard table grows by every row
+// written, so the worker also runs VACUUM on a table after deleting
+// ORDO_WORKER_VACUUM_ROWS rows from it (at most every
+// ORDO_WORKER_VACUUM_EVERY), on a connection of its own. `go run
+// ./worker/bench` measures table sizes with and without it.
 package worker

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"errors"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ordo-pipeline/ordo/internal/cli"
+	"github.com/ordo-pipeline/ordo/workspace"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := cli.ParseEnv[Config](map[string]string{"ORDO_CATALOG_URL": "postgres://c", "ORDO_WORKSPACE_CONFIG": "ws.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminAddr != DefaultAdminAddr {
+		t.Errorf("AdminAddr = %q, want %q", cfg.AdminAddr, DefaultAdminAddr)
+	}
+	want := Tuning{
+		Heartbeat: time.Second, Liveness: 5 * time.Second, MapPoll: 5 * time.Second,
+		Poll: 200 * time.Millisecond, Window: 1000, Buffer: 5000, ShardConcurrency: 16,
+		Concurrency: 256, NodeConns: 2, FlushInterval: 50 * time.Millisecond,
+		DBTimeout: 30 * time.Second, DrainTimeout: 30 * time.Second, VacuumRows: 5000,
+		VacuumEvery: 2 * time.Second, KeepAlive: 2 * time.Second,
+	}
+	if cfg.Tuning != want {
+		t.Errorf("Tuning = %+v, want %+v", cfg.Tuning, want)
+	}
+}
+
+func TestConfigErrorsNameVariable(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"ORDO_CATALOG_URL": "postgres://c", "ORDO_WORKSPACE_CONFIG": "ws.json"}
+	for name, value := range map[string]string{
+		"ORDO_WORKER_LIVENESS":   "1s", // less than twice the heartbeat
+		"ORDO_WORKER_WINDOW":     "0",
+		"ORDO_WORKER_BUFFER":     "10", // less than the window
+		"ORDO_WORKER_NODE_CONNS": "0",
+		"ORDO_WORKER_POLL":       "-1s",
+		"ORDO_ADMIN_ADDR":        "9090",
+		"ORDO_LOG_FORMAT":        "xml",
+	} {
+		env := map[string]string{name: value}
+		for k, v := range base {
+			env[k] = v
+		}
+		_, err := cli.ParseEnv[Config](env)
+		var se *cli.SettingError
+		if !errors.As(err, &se) || se.Var != name {
+			t.Errorf("%s=%s: error %v, want a SettingError naming %s", name, value, err, name)
+		}
+	}
+}
+
+func TestJudge(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	p := workspace.DefaultRetryPolicy()
+	r := &row{receivedAt: now.Add(-time.Minute)}
+	if got := judge(r, 1, p, now); got != retryLater {
+		t.Errorf("judge(first attempt) = %v, want retryLater", got)
+	}
+	if got := judge(r, p.MaxAttempts, p, now); got != deadMaxAttempts {
+		t.Errorf("judge(max attempts) = %v, want deadMaxAttempts", got)
+	}
+	old := &row{receivedAt: now.Add(-p.MaxAge)}
+	if got := judge(old, 1, p, now); got != deadMaxAge {
+		t.Errorf("judge(max age) = %v, want deadMaxAge", got)
+	}
+}
+
+func TestTruncateKeepsUTF8(t *testing.T) {
+	t.Parallel()
+	s := "aé€😀"
+	for n := 0; n <= len(s); n++ {
+		got := truncate(s, n)
+		if len(got) > n || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q", s, n, got)
+		}
+	}
+}
