@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuick runs the whole benchmark in -quick mode, as CI does, and
+// checks that every measurement and ratio came out positive.
+func TestQuick(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags([]string{"-quick"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	began := time.Now()
+	rep, err := run(ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	t.Logf("quick run took %s", time.Since(began).Round(time.Millisecond))
+
+	want := []string{idCopy, idCopyOne, idRiverInsert, idRiverWork, idIngestBatch, idIngestSingle, idDeliver1, idDeliver100, idMoveCopy, idSteadyBase, idSteadyMoves}
+	for _, id := range want {
+		m, ok := rep.metric(id)
+		if !ok {
+			t.Errorf("metric %s missing", id)
+			continue
+		}
+		if m.Count <= 0 || m.Seconds <= 0 || m.Rate <= 0 || math.IsInf(m.Rate, 0) {
+			t.Errorf("%s: count %d, seconds %g, rate %g; want all positive", id, m.Count, m.Seconds, m.Rate)
+		}
+		if m.Failed > 0 {
+			t.Errorf("%s: %d requests not answered 200", id, m.Failed)
+		}
+	}
+	for _, id := range []string{idIngestBatch, idIngestSingle, idSteadyBase, idSteadyMoves} {
+		m, _ := rep.metric(id)
+		if l := m.Latency; l == nil || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
+			t.Errorf("%s: latency %+v, want 0 < p50 <= p99 <= max", id, l)
+		}
+	}
+	if len(rep.Ratios) != len(ratioSpecs) {
+		t.Errorf("%d ratios, want %d", len(rep.Ratios), len(ratioSpecs))
+	}
+	for _, r := range rep.Ratios {
+		if r.Value <= 0 || math.IsInf(r.Value, 0) || math.IsNaN(r.Value) {
+			t.Errorf("ratio %s = %g, want positive", r.ID, r.Value)
+		}
+	}
+	if len(rep.Notes) != 5 {
+		t.Errorf("notes:\n%s\nwant only the 5 standing notes", strings.Join(rep.Notes, "\n"))
+	}
+
+	var table bytes.Buffer
+	if err := rep.writeTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	for _, m := range rep.Metrics {
+		if !strings.Contains(table.String(), m.Name) {
+			t.Errorf("table does not show %q", m.Name)
+		}
+	}
+	if !strings.Contains(table.String(), "noisy") {
+		t.Error("table does not warn that absolute numbers are noisy")
+	}
+
+	var out bytes.Buffer
+	if err := rep.writeJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	var back report
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil {
+		t.Fatalf("decoding -json output: %v", err)
+	}
+	if len(back.Metrics) != len(rep.Metrics) || len(back.Ratios) != len(rep.Ratios) {
+		t.Errorf("-json output has %d metrics and %d ratios, want %d and %d", len(back.Metrics), len(back.Ratios), len(rep.Metrics), len(rep.Ratios))
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args    []string
+		events  int
+		wantErr string
+	}{
+		{nil, 100_000, ""},
+		{[]string{"-quick"}, 3000, ""},
+		{[]string{"-quick", "-events", "5000", "-clients", "4", "-json"}, 5000, ""},
+		{[]string{"-events", "10"}, 0, "-events 10"},
+		{[]string{"-clients", "0"}, 0, "-clients 0"},
+		{[]string{"-shards", "2"}, 0, "-shards 2"},
+		{[]string{"extra"}, 0, `"extra"`},
+	} {
+		cfg, err := parseFlags(tc.args, io.Discard)
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("parseFlags(%q) error = %v, want one naming %s", tc.args, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("parseFlags(%q) error = %v", tc.args, err)
+		case cfg.Events != tc.events:
+			t.Errorf("parseFlags(%q).Events = %d, want %d", tc.args, cfg.Events, tc.events)
+		}
+	}
+}
+
+// testWriter sends progress lines to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
