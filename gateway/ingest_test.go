@@ -137,7 +137,8 @@ func TestBatchLandsInOrder(t *testing.T) {
 	for _, r := range rows {
 		checkPlacement(t, snap, r)
 		nodes[r.node] = true
-		n := int(r.event["properties"].(map[string]any)["n"].(float64))
+		n64, _ := r.event["properties"].(map[string]any)["n"].(json.Number).Int64()
+		n := int(n64)
 		if want := fmt.Sprintf("m-%s-%d", strings.TrimPrefix(r.key, "user-"), n); r.messageID != want {
 			t.Errorf("row of %s n=%d has messageId %q, want %q", r.key, n, r.messageID, want)
 		}
@@ -271,5 +272,39 @@ func TestCORSPreflight(t *testing.T) {
 	resp := b.request(t, http.MethodOptions, "/v1/batch", "", nil, "Origin", "https://shop.example", "Access-Control-Request-Headers", "authorization,content-type")
 	if resp.status != http.StatusNoContent || resp.header.Get("Access-Control-Allow-Origin") != "https://shop.example" {
 		t.Errorf("preflight: status %d, headers %v; want 204 allowing the origin", resp.status, resp.header)
+	}
+}
+
+// TestTrickyEventsAreStored posts events that encoding/json accepts but
+// that could trip Postgres's JSON input: NUL and lone surrogate escapes
+// outside the ordering key, huge and precise numbers, nesting at the
+// depth limit. Each must be stored as sent.
+func TestTrickyEventsAreStored(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sharedClusterFor(t), nil)
+	events := []string{
+		`{"userId": "tricky", "event": "nul", "properties": {"s": "a\u0000b"}}`,
+		`{"userId": "tricky", "event": "surrogates", "properties": {"s": "\ud800 \udc00 \ud83d\ude00"}}`,
+		`{"userId": "tricky", "event": "numbers", "properties": {"a": 1e999999, "b": -0, "c": 0.1000000000000000000001}}`,
+		`{"userId": "tricky", "event": "deep", "properties": ` + strings.Repeat(`{"a":`, MaxDepth-2) + `1` + strings.Repeat(`}`, MaxDepth-2) + `}`,
+		`{"userId": "tricky", "event": "unicode", "\u00e9t\u00e9": "\u2028", "emoji": "😀"}`,
+	}
+	for _, ev := range events {
+		if resp := b.post(t, "/v1/track", ev); resp.status != 200 {
+			t.Errorf("POST %.60s: status %d (%s), want 200", ev, resp.status, resp.body)
+		}
+	}
+	rows := b.c.rows(t, b.prefix+"-web")
+	if len(rows) != 2*len(events) {
+		t.Fatalf("stored %d rows, want %d", len(rows), 2*len(events))
+	}
+	for _, want := range []string{`"a\u0000b"`, `"\ud800 \udc00 \ud83d\ude00"`, `1e999999`, `0.1000000000000000000001`, `😀`} {
+		found := false
+		for _, r := range rows {
+			found = found || strings.Contains(r.raw, want)
+		}
+		if !found {
+			t.Errorf("no stored event holds %s as sent", want)
+		}
 	}
 }

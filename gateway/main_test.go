@@ -295,7 +295,9 @@ func (c *cluster) rows(t testing.TB, source string) []storedRow {
 				if err := rows.Scan(&r.epoch, &r.seq, &r.key, &r.source, &r.destination, &r.messageID, &r.receivedAt, &r.raw); err != nil {
 					t.Fatal(err)
 				}
-				if err := json.Unmarshal([]byte(r.raw), &r.event); err != nil {
+				dec := json.NewDecoder(strings.NewReader(r.raw))
+				dec.UseNumber()
+				if err := dec.Decode(&r.event); err != nil {
 					t.Fatalf("stored event %q: %v", r.raw, err)
 				}
 				out = append(out, r)
