@@ -41,8 +41,13 @@ type errorBody struct {
 // writeError answers with e's status and JSON body; a 503 carries
 // Retry-After.
 func writeError(w http.ResponseWriter, e *httpError) {
-	if e.status == http.StatusServiceUnavailable {
+	switch e.status {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	case http.StatusRequestEntityTooLarge:
+		// The rest of the body is not worth reading to keep the
+		// connection.
+		w.Header().Set("Connection", "close")
 	}
 	writeJSON(w, e.status, errorBody{Error: e.msg})
 }

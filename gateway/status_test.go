@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -122,23 +123,42 @@ func TestBodyLimitIsExact(t *testing.T) {
 		return append(core, bytes.Repeat([]byte(" "), size-len(core))...)
 	}
 	for _, tc := range []struct {
-		size   int
-		gzip   bool
-		status int
+		size    int
+		gzip    bool
+		chunked bool // sent without Content-Length
+		status  int
 	}{
-		{MaxBodyBytes, false, 200},
-		{MaxBodyBytes + 1, false, 413},
-		{MaxBodyBytes, true, 200},
-		{MaxBodyBytes + 1, true, 413},
+		{MaxBodyBytes, false, false, 200},
+		{MaxBodyBytes + 1, false, false, 413},
+		{MaxBodyBytes, false, true, 200},
+		{MaxBodyBytes + 1, false, true, 413},
+		{MaxBodyBytes, true, false, 200},
+		{MaxBodyBytes + 1, true, false, 413},
+		{MaxBodyBytes + 1, true, true, 413},
 	} {
-		t.Run(fmt.Sprintf("%d gzip=%v", tc.size, tc.gzip), func(t *testing.T) {
-			data, headers := body(tc.size), []string(nil)
-			if tc.gzip {
-				data, headers = gzipped(t, data), []string{"Content-Encoding", "gzip"}
+		t.Run(fmt.Sprintf("%d gzip=%v chunked=%v", tc.size, tc.gzip, tc.chunked), func(t *testing.T) {
+			data := body(tc.size)
+			req, err := http.NewRequest(http.MethodPost, b.srv.URL+"/v1/batch", bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
 			}
-			resp := b.request(t, http.MethodPost, "/v1/batch", b.key, data, headers...)
-			if resp.status != tc.status {
-				t.Fatalf("status %d, want %d (%s)", resp.status, tc.status, resp.body)
+			if tc.gzip {
+				data = gzipped(t, data)
+				req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+				req.Header.Set("Content-Encoding", "gzip")
+			}
+			if tc.chunked {
+				req.Body, req.ContentLength = io.NopCloser(io.MultiReader(bytes.NewReader(data))), -1
+			}
+			req.SetBasicAuth(b.key, "")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			msg, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.status, msg)
 			}
 		})
 	}

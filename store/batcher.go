@@ -92,12 +92,15 @@ func (b *batcher) run() {
 			b.drain()
 			return
 		}
-		b.flush(b.gather(first))
+		if batch := b.gather(first); len(batch) > 0 {
+			b.flush(batch)
+		}
 	}
 }
 
 // gather collects requests into a batch, starting with first, until the
-// batch holds MaxRows rows or MaxWait has passed.
+// batch holds MaxRows rows or MaxWait has passed. Requests whose waiters
+// gave up are left out, so the batch may be empty.
 func (b *batcher) gather(first *request) []*request {
 	var batch []*request
 	rows := 0

@@ -280,3 +280,26 @@ func TestWriteWithoutMap(t *testing.T) {
 		t.Errorf("Write = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestCancelledWriteNeverWritten checks that a request whose caller gave up
+// before its batch began is never written, and the node's batcher goes on.
+func TestCancelledWriteNeverWritten(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
+	k := b.key(t, "n1")
+	if err := b.store.Write(t.Context(), []Event{event(k, "first", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.store.Write(ctx, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the batcher see the abandoned request
+	if err := b.store.Write(t.Context(), []Event{event(k, "last", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := b.messageIDs(t, 0); strings.Join(ids, ",") != "first,last" {
+		t.Errorf("stored %v, want [first last]", ids)
+	}
+}
