@@ -29,7 +29,7 @@ lint: ## gofmt, go vet, and golangci-lint when installed
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo 'golangci-lint not installed: skipped'; fi
 
 dev: build ## start a local cluster: 2 throwaway Postgres nodes, gateway, 2 workers, demo sink
-	$(BIN)/ordo-dev
+	$(BIN)/ordo-dev $(DEV_FLAGS)
 
 bench: build ## measure ingest, delivery, copy and River on throwaway clusters
 	$(GO) run ./bench
