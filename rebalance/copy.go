@@ -99,6 +99,9 @@ func (m *mover) copy(ctx context.Context) error {
 		return fmt.Errorf("recording rows copied: %w", err)
 	}
 	m.log.Info("copied shard", "shard", m.mv.Shard, "rows", rows)
+	if m.metrics != nil {
+		m.metrics.rowsCopied.Add(float64(rows))
+	}
 	return m.setStep(ctx, nil, StepCopied)
 }
 

@@ -53,6 +53,8 @@ type MoveWorker struct {
 	Logger  *slog.Logger
 	// PerSource is how many moves may run at once from one source node.
 	PerSource int
+
+	metrics *metrics
 }
 
 // Timeout lets a move run as long as it needs; the copy step bounds itself.
@@ -105,10 +107,13 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	if err != nil {
 		return err
 	}
-	m := &mover{catalog: w.Catalog, log: w.Logger, mv: *mv, urls: urls}
+	m := &mover{catalog: w.Catalog, log: w.Logger, mv: *mv, urls: urls, metrics: w.metrics}
 	defer m.close()
+	began := time.Now()
 	err = m.run(ctx)
+	w.metrics.moveSeconds.Observe(time.Since(began).Seconds())
 	if err == nil {
+		w.metrics.moves.WithLabelValues("done").Inc()
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -117,8 +122,10 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	// Record the error where `rebalance status` and the waiting run see it.
 	_, _ = c.Exec(context.WithoutCancel(ctx), `UPDATE ordo_catalog.moves SET error = $2, updated_at = now() WHERE id = $1`, mv.ID, err.Error())
 	if job.Attempt < job.MaxAttempts {
+		w.metrics.moves.WithLabelValues("retried").Inc()
 		return err
 	}
+	w.metrics.moves.WithLabelValues("failed").Inc()
 	if !flippedAlready(m.mv.Step) {
 		if rbErr := m.rollback(context.WithoutCancel(ctx), err); rbErr != nil {
 			return fmt.Errorf("%w (and rolling back: %v)", err, rbErr)
@@ -178,9 +185,9 @@ func nodeURLs(ctx context.Context, c *pgx.Conn) (map[string]string, error) {
 
 // newRiverClient returns a River client on the catalog that works move
 // jobs with at most concurrency at once.
-func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, concurrency, perSource int) (*river.Client[pgx.Tx], error) {
+func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, concurrency, perSource int) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, &MoveWorker{Catalog: pool, Logger: log, PerSource: perSource}); err != nil {
+	if err := river.AddWorkerSafely(workers, &MoveWorker{Catalog: pool, Logger: log, PerSource: perSource, metrics: m}); err != nil {
 		return nil, err
 	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{

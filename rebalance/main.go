@@ -43,6 +43,7 @@ func Main(args []string) {
 	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
 	concurrency := fs.Int("concurrency", 4, "moves this process runs at once")
 	perSource := fs.Int("per-source", 1, "moves that may copy from one source node at once (across all rebalance runs)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address while running (empty: off)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		cli.Exit("rebalance", err)
 	}
@@ -83,6 +84,7 @@ func Main(args []string) {
 		Out:         os.Stdout,
 		Terminal:    isTerminal(os.Stdout),
 		Logger:      log,
+		MetricsAddr: *metricsAddr,
 	})
 	if err != nil {
 		log.Error("rebalance failed", "error", err)

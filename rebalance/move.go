@@ -65,6 +65,9 @@ type mover struct {
 	source, target *pgx.Conn // opened on demand, holding the shard's advisory lock once locked
 	srcLocked      bool
 	dstLocked      bool
+
+	metrics  *metrics
+	stepFrom time.Time // when the current step began
 }
 
 func (m *mover) close() {
@@ -90,6 +93,7 @@ func (m *mover) run(ctx context.Context) error {
 		{StepCopied, m.dropSource},
 		{StepSourceDropped, m.finish},
 	}
+	m.stepFrom = time.Now()
 	for _, s := range steps {
 		if stepOrder[m.mv.Step] > stepOrder[s.from] {
 			continue
@@ -147,6 +151,10 @@ func (m *mover) setStep(ctx context.Context, q interface {
 		return fmt.Errorf("recording step %s: %w", step, err)
 	}
 	m.log.Info("move step", "move", m.mv.ID, "shard", m.mv.Shard, "source", m.mv.Source, "target", m.mv.Target, "step", step)
+	if m.metrics != nil && !m.stepFrom.IsZero() {
+		m.metrics.stepSeconds.WithLabelValues(step).Observe(time.Since(m.stepFrom).Seconds())
+	}
+	m.stepFrom = time.Now()
 	m.mv.Step = step
 	failpoint.Hit("move.after_" + step)
 	return nil

@@ -37,6 +37,9 @@ type Options struct {
 	Terminal bool
 	// Logger defaults to a logger that discards.
 	Logger *slog.Logger
+	// MetricsAddr, when set, serves Prometheus metrics on /metrics there
+	// while the run lasts.
+	MetricsAddr string
 }
 
 func (o *Options) withDefaults() {
@@ -81,6 +84,12 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if opts.DryRun {
 		return dryRun(ctx, pool, cfg, opts.Out)
 	}
+	m := newMetrics()
+	if opts.MetricsAddr != "" {
+		if err := serveMetrics(ctx, opts.MetricsAddr, m, log); err != nil {
+			return fmt.Errorf("serving metrics: %w", err)
+		}
+	}
 	var client *river.Client[pgx.Tx]
 	defer func() {
 		if client != nil {
@@ -108,7 +117,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			return fmt.Errorf("not converged after %d rounds of moves", maxRounds)
 		}
 		if client == nil {
-			client, err = newRiverClient(pool, log, opts.Concurrency, opts.PerSource)
+			client, err = newRiverClient(pool, log, m, opts.Concurrency, opts.PerSource)
 			if err != nil {
 				return fmt.Errorf("starting move executor: %w", err)
 			}
