@@ -43,7 +43,11 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	workerBin = filepath.Join(dir, "worker")
-	build := exec.Command("go", "build", "-o", workerBin, "github.com/ordo-pipeline/ordo/cmd/worker")
+	args := []string{"build", "-o", workerBin}
+	if os.Getenv("ORDO_TEST_WORKER_RACE") == "1" {
+		args = append(args, "-race") // the worker processes run with the race detector
+	}
+	build := exec.Command("go", append(args, "github.com/ordo-pipeline/ordo/cmd/worker")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the worker:", err)
@@ -343,6 +347,9 @@ func (b *testBundle) startWorker(env ...string) *proc {
 	b.t.Cleanup(func() {
 		p.cmd.Process.Kill() //nolint:errcheck // may have exited
 		<-p.done
+		if strings.Contains(p.log.String(), "WARNING: DATA RACE") {
+			b.t.Errorf("worker %d hit a data race", p.cmd.Process.Pid)
+		}
 		if b.t.Failed() {
 			b.t.Logf("worker %d log:\n%s", p.cmd.Process.Pid, tail(p.log.String(), 60))
 		}
