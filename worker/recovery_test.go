@@ -160,3 +160,35 @@ func TestRestartKeepsAttempts(t *testing.T) {
 		}
 	}
 }
+
+// TestChurn writes events while workers are killed, started and stopped,
+// to a destination failing 10% of requests: every event is delivered, and
+// each key's in order.
+func TestChurn(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, randomFailures(0.1))
+	b := setup(t, 8, workspaceJSON("hook|3|"+fastRetry), map[string]*hook{"hook": h})
+	w1 := b.startWorker()
+	w2 := b.startWorker()
+	b.startWorker()
+	events := stream(60, 40, "c")
+	chunks := 20
+	per := len(events) / chunks
+	for i := range chunks {
+		b.insert("web", []string{"hook"}, events[i*per:(i+1)*per])
+		switch i {
+		case 5:
+			w1.kill()
+		case 10:
+			b.startWorker()
+		case 15:
+			if code := w2.terminate(); code != 0 {
+				t.Errorf("worker exited %d after SIGTERM, want 0", code)
+			}
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	eventually(t, 30*time.Second, "every event delivered", func() bool { return h.distinct() == len(events) })
+	h.checkOrder(t)
+	eventually(t, 10*time.Second, "rows deleted", func() bool { return b.pending() == 0 })
+}
