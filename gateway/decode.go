@@ -49,10 +49,15 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
 	default:
 		return nil, badRequest("unsupported Content-Encoding %q: send gzip or no encoding", enc)
 	}
-	data, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
-	if err != nil {
+	size := 4096 // a guess for chunked and gzipped bodies; the buffer grows
+	if r.ContentLength > 0 && !gzipped {
+		size = int(r.ContentLength) + bytes.MinRead
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := buf.ReadFrom(io.LimitReader(body, MaxBodyBytes+1)); err != nil {
 		return nil, bodyError(err, gzipped)
 	}
+	data := buf.Bytes()
 	if len(data) > MaxBodyBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes (4 MiB) once decompressed", MaxBodyBytes)
 	}
