@@ -133,7 +133,7 @@ func (m *Map) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	if err := m.Refresh(ctx); err != nil {
+	if err := m.refreshBounded(ctx); err != nil {
 		return err
 	}
 	for {
@@ -146,8 +146,19 @@ func (m *Map) listen(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := m.Refresh(ctx); err != nil {
+		if err := m.refreshBounded(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// refreshTimeout bounds one background reload, so a catalog that stops
+// answering without closing the connection cannot hold the refresh lock
+// that callers of Refresh wait on.
+const refreshTimeout = 10 * time.Second
+
+func (m *Map) refreshBounded(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	return m.Refresh(ctx)
 }
