@@ -1,0 +1,115 @@
+package schema_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/migrations"
+	"github.com/ordo-pipeline/ordo/schema"
+)
+
+func setup(t *testing.T) *pgx.Conn {
+	t.Helper()
+	c := pgtest.Start(t, 1)[0]
+	if err := migrations.Node(t.Context(), c.URL()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func insert(ctx context.Context, conn *pgx.Conn, shard int) error {
+	_, err := conn.Exec(ctx, "INSERT INTO "+schema.Table(shard).Sanitize()+
+		` (ordering_key, source_id, destination_id, message_id, received_at, event) VALUES ('k', 's', 'd', 'm', now(), '{"a":1}')`)
+	return err
+}
+
+func TestCreateFenceDrop(t *testing.T) {
+	t.Parallel()
+	conn := setup(t)
+	ctx := t.Context()
+
+	for range 2 { // idempotent
+		if err := schema.Create(ctx, conn, 5, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := schema.Create(ctx, conn, 5, 9); err != nil { // an existing table keeps its epoch
+		t.Fatal(err)
+	}
+	if err := insert(ctx, conn, 5); err != nil {
+		t.Fatal(err)
+	}
+	var epoch int64
+	if err := conn.QueryRow(ctx, "SELECT epoch FROM ordo.shard_5").Scan(&epoch); err != nil || epoch != 3 {
+		t.Errorf("row epoch = %d (err %v), want the table's epoch 3", epoch, err)
+	}
+	if shards, err := schema.List(ctx, conn); err != nil || len(shards) != 1 || shards[0] != 5 {
+		t.Errorf("List = %v, %v; want [5]", shards, err)
+	}
+	if n, err := schema.Pending(ctx, conn, 5); err != nil || n != 1 {
+		t.Errorf("Pending = %d, %v; want 1", n, err)
+	}
+
+	// Fenced: inserts fail recognisably; updates and deletes still work.
+	for range 2 {
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, 5) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fenced, err := schema.IsFencedTable(ctx, conn, 5); err != nil || !fenced {
+		t.Errorf("IsFencedTable = %v, %v; want true", fenced, err)
+	}
+	err := insert(ctx, conn, 5)
+	if !schema.IsStale(err) {
+		t.Errorf("insert into a fenced table: %v, want a stale-placement error", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE ordo.shard_5 SET attempts = attempts + 1"); err != nil {
+		t.Errorf("update in a fenced table: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM ordo.shard_5"); err != nil {
+		t.Errorf("delete in a fenced table: %v", err)
+	}
+	if err := schema.Unfence(ctx, conn, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := insert(ctx, conn, 5); err != nil {
+		t.Errorf("insert after unfence: %v", err)
+	}
+
+	// Dropped: inserts fail as stale too; dropping twice is fine.
+	for range 2 {
+		if err := schema.Drop(ctx, conn, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := schema.Exists(ctx, conn, 5); err != nil || ok {
+		t.Errorf("Exists after drop = %v, %v", ok, err)
+	}
+	if err := insert(ctx, conn, 5); !schema.IsStale(err) {
+		t.Errorf("insert into a dropped table: %v, want a stale-placement error", err)
+	}
+	if schema.IsStale(nil) {
+		t.Error("IsStale(nil) = true")
+	}
+}
+
+func TestShardOf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{{"shard_0", 0, true}, {"shard_127", 127, true}, {"shard_", 0, false}, {"shard_01", 0, false}, {"other", 0, false}, {"shard_-1", 0, false}} {
+		got, ok := schema.ShardOf(tc.in)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("ShardOf(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
