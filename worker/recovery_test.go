@@ -192,3 +192,39 @@ func TestChurn(t *testing.T) {
 	h.checkOrder(t)
 	eventually(t, 10*time.Second, "rows deleted", func() bool { return b.pending() == 0 })
 }
+
+// TestFencedTable checks that a worker keeps retrying, delivering and
+// deleting the rows of a table a move has fenced against new rows, until
+// the map says the shard moved.
+func TestFencedTable(t *testing.T) {
+	t.Parallel()
+	var up atomic.Bool
+	h := newHook(t, func([]event) (int, string) {
+		if !up.Load() {
+			return 503, "down"
+		}
+		return 200, "ok"
+	})
+	b := setup(t, 1, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	w := b.startWorker()
+	events := stream(5, 4, "f")
+	b.insert("web", []string{"hook"}, events)
+	ctx := context.Background()
+	conn := b.connect(b.nodeURLs[b.snap.Shards[0].Node])
+	eventually(t, 10*time.Second, "attempts recorded", func() bool {
+		var n int
+		conn.QueryRow(ctx, `SELECT count(*) FROM ordo.shard_0 WHERE attempts > 0`).Scan(&n) //nolint:errcheck // polled
+		return n > 0
+	})
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, 0) }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a few more retries, on the fenced table
+	up.Store(true)
+	eventually(t, 10*time.Second, "every event delivered", func() bool { return h.distinct() == len(events) })
+	eventually(t, 10*time.Second, "rows deleted from the fenced table", func() bool { return b.pending() == 0 })
+	h.checkOrder(t)
+	if strings.Contains(w.log.String(), "shard loop failed") {
+		t.Errorf("the shard loop failed on the fenced table:\n%s", w.log.String())
+	}
+}
