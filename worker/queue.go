@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,17 +135,47 @@ func positionsBetween(ctx context.Context, conn *pgx.Conn, shard int, from, to p
 
 // fetchRows returns the rows of shard at ps that still exist, in order.
 func fetchRows(ctx context.Context, conn *pgx.Conn, shard int, ps []pos) ([]*row, error) {
-	epochs, seqs := split(ps)
-	rows, err := conn.Query(ctx, `SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
-		WHERE (epoch, seq) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[])) ORDER BY epoch, seq`, epochs, seqs)
-	if err != nil {
-		return nil, fmt.Errorf("fetching shard %d rows: %w", shard, err)
-	}
-	out, err := scanRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("fetching shard %d rows: %w", shard, err)
+	var out []*row
+	for _, g := range byEpoch(ps) {
+		rows, err := conn.Query(ctx, `SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
+			WHERE epoch = $1 AND seq = ANY($2::bigint[]) ORDER BY epoch, seq`, g.epoch, g.seqs)
+		if err != nil {
+			return nil, fmt.Errorf("fetching shard %d rows: %w", shard, err)
+		}
+		rs, err := scanRows(rows)
+		if err != nil {
+			return nil, fmt.Errorf("fetching shard %d rows: %w", shard, err)
+		}
+		out = append(out, rs...)
 	}
 	return out, nil
+}
+
+// epochGroup is the sequence numbers of some rows of one epoch.
+type epochGroup struct {
+	epoch int64
+	seqs  []int64
+	idx   []int // the rows' indexes in the slice they came from
+}
+
+// byEpoch groups positions by epoch, epochs in order. Statements select
+// rows by "epoch = $1 AND seq = ANY($2)", which the primary key index
+// answers whatever the table's size and statistics.
+func byEpoch(ps []pos) []epochGroup {
+	var groups []epochGroup
+	at := map[int64]int{}
+	for i, p := range ps {
+		g, ok := at[p.epoch]
+		if !ok {
+			g = len(groups)
+			at[p.epoch] = g
+			groups = append(groups, epochGroup{epoch: p.epoch})
+		}
+		groups[g].seqs = append(groups[g].seqs, p.seq)
+		groups[g].idx = append(groups[g].idx, i)
+	}
+	slices.SortFunc(groups, func(a, b epochGroup) int { return cmp.Compare(a.epoch, b.epoch) })
+	return groups
 }
 
 // reload is a request for the next rows of one spilled lane: rows of the
@@ -222,44 +254,52 @@ func flush(ctx context.Context, conn *pgx.Conn, shard int, a *acks) error {
 	table := schema.Table(shard).Sanitize()
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	if len(a.delivered) > 0 {
-		epochs, seqs := split(a.delivered)
-		b.Queue(`DELETE FROM `+table+` WHERE (epoch, seq) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))`, epochs, seqs)
+	for _, g := range byEpoch(a.delivered) {
+		b.Queue(`DELETE FROM `+table+` WHERE epoch = $1 AND seq = ANY($2::bigint[])`, g.epoch, g.seqs)
 	}
-	if n := len(a.dead); n > 0 {
-		epochs, seqs := make([]int64, n), make([]int64, n)
+	dead := make([]pos, len(a.dead))
+	for i, d := range a.dead {
+		dead[i] = d.pos
+	}
+	for _, g := range byEpoch(dead) {
+		n := len(g.seqs)
 		attempts, statuses := make([]int32, n), make([]*int32, n)
 		responses, reasons := make([]string, n), make([]string, n)
-		for i, d := range a.dead {
-			epochs[i], seqs[i], attempts[i] = d.epoch, d.seq, int32(d.attempts)
-			statuses[i] = statusArg(d.status)
-			responses[i], reasons[i] = d.response, d.reason
+		for j, i := range g.idx {
+			d := a.dead[i]
+			attempts[j], statuses[j] = int32(d.attempts), statusArg(d.status)
+			responses[j], reasons[j] = d.response, d.reason
 		}
 		b.Queue(`WITH d AS (
-				SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
-					AS d(epoch, seq, attempts, status, response, reason)),
+				SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
+					AS d(seq, attempts, status, response, reason)),
 			moved AS (
-				DELETE FROM `+table+` t USING d WHERE t.epoch = d.epoch AND t.seq = d.seq
-				RETURNING t.epoch, t.seq, t.ordering_key, t.source_id, t.destination_id, t.message_id,
-					t.received_at, t.event, d.attempts, d.status, d.response, d.reason)
+				DELETE FROM `+table+` WHERE epoch = $2 AND seq = ANY($3::bigint[])
+				RETURNING epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event)
 			INSERT INTO ordo.dead_letters (shard, epoch, seq, ordering_key, source_id, destination_id, message_id,
 				received_at, event, attempts, last_status, last_response, reason)
-			SELECT $1, * FROM moved
-			ON CONFLICT (shard, epoch, seq) DO NOTHING`, shard, epochs, seqs, attempts, statuses, responses, reasons)
+			SELECT $1, m.epoch, m.seq, m.ordering_key, m.source_id, m.destination_id, m.message_id,
+				m.received_at, m.event, d.attempts, d.status, d.response, d.reason
+			FROM moved m JOIN d ON d.seq = m.seq
+			ON CONFLICT (shard, epoch, seq) DO NOTHING`, shard, g.epoch, g.seqs, attempts, statuses, responses, reasons)
 	}
-	if n := len(a.retries); n > 0 {
-		epochs, seqs := make([]int64, n), make([]int64, n)
+	retried := make([]pos, len(a.retries))
+	for i, r := range a.retries {
+		retried[i] = r.pos
+	}
+	for _, g := range byEpoch(retried) {
+		n := len(g.seqs)
 		attempts, statuses := make([]int32, n), make([]*int32, n)
 		nexts, responses := make([]time.Time, n), make([]string, n)
-		for i, r := range a.retries {
-			epochs[i], seqs[i], attempts[i] = r.epoch, r.seq, int32(r.attempts)
-			statuses[i], nexts[i], responses[i] = statusArg(r.status), r.next, r.response
+		for j, i := range g.idx {
+			r := a.retries[i]
+			attempts[j], statuses[j], nexts[j], responses[j] = int32(r.attempts), statusArg(r.status), r.next, r.response
 		}
 		b.Queue(`UPDATE `+table+` t SET attempts = d.attempts, next_attempt_at = d.next,
 				first_attempt_at = coalesce(t.first_attempt_at, now()), last_status = d.status, last_response = d.response
-			FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
-				AS d(epoch, seq, attempts, next, status, response)
-			WHERE t.epoch = d.epoch AND t.seq = d.seq`, epochs, seqs, attempts, nexts, statuses, responses)
+			FROM unnest($2::bigint[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
+				AS d(seq, attempts, next, status, response)
+			WHERE t.epoch = $1 AND t.seq = ANY($2::bigint[]) AND t.seq = d.seq`, g.epoch, g.seqs, attempts, nexts, statuses, responses)
 	}
 	b.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
@@ -283,10 +323,3 @@ func statusArg(status int) *int32 {
 	return &s
 }
 
-func split(ps []pos) (epochs, seqs []int64) {
-	epochs, seqs = make([]int64, len(ps)), make([]int64, len(ps))
-	for i, p := range ps {
-		epochs[i], seqs[i] = p.epoch, p.seq
-	}
-	return epochs, seqs
-}
