@@ -322,4 +322,3 @@ func statusArg(status int) *int32 {
 	s := int32(status)
 	return &s
 }
-
