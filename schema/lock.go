@@ -12,3 +12,10 @@ const (
 	TryLockSQL = "SELECT pg_try_advisory_lock(1869767791, $1::int)"
 	UnlockSQL  = "SELECT pg_advisory_unlock(1869767791, $1::int)"
 )
+
+// WriteLockClass is the first key of the transaction-level lock a writer
+// takes on each shard it inserts into (the second key is the shard).
+// Holding it from before the first sequence number is drawn until commit
+// makes rows of one shard commit in (epoch, seq) order, so a reader that
+// moves a cursor along the table never has a row appear behind it.
+const WriteLockClass int32 = 0x6f727772 // "orwr"

@@ -81,13 +81,13 @@ func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 		return -1, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	// Take a transaction id before COPY draws sequence numbers. A worker
-	// reading the shard then sees this transaction as running in its
-	// snapshot for as long as any of our rows could still appear behind rows
-	// it has read, which is how it waits for them before delivering later
-	// rows of the same key (see package worker).
-	if _, err := tx.Exec(ctx, "SELECT pg_current_xact_id()"); err != nil {
-		return -1, fmt.Errorf("beginning transaction: %w", err)
+	// Lock the shards written, in order, for the rest of the transaction,
+	// so that writes to one shard commit in the order they draw sequence
+	// numbers: a row committed after a worker read the shard always sorts
+	// after every row it has read. Without this, a row could commit behind
+	// a newer row of the same key that a worker had already delivered.
+	if _, err := tx.Exec(ctx, lockShardsSQL, schema.WriteLockClass, shards); err != nil {
+		return -1, fmt.Errorf("locking shards: %w", err)
 	}
 	for _, s := range shards {
 		src := &rowSource{events: rows[s]}
@@ -172,3 +172,7 @@ func (s *rowSource) Next() bool {
 func (s *rowSource) Values() ([]any, error) { return s.row[:], nil }
 
 func (s *rowSource) Err() error { return nil }
+
+// lockShardsSQL takes the write lock of each shard in $2, in ascending
+// order so that two batches never wait for each other in a cycle.
+const lockShardsSQL = `SELECT pg_advisory_xact_lock($1::int, s) FROM (SELECT s FROM unnest($2::int[]) s ORDER BY s OFFSET 0) q`
