@@ -303,3 +303,44 @@ func TestCancelledWriteNeverWritten(t *testing.T) {
 		t.Errorf("stored %v, want [first last]", ids)
 	}
 }
+
+// TestWritesWaitForTheShardWriteLock holds a shard's write lock in an open
+// transaction, as another gateway's batch would: a write to that shard
+// waits for it, so rows of a shard commit in sequence order.
+func TestWritesWaitForTheShardWriteLock(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{MaxWait: time.Millisecond, WriteTimeout: 10 * time.Second})
+	locked := b.key(t, "n1")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, b.nodes[0].URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, $2::int)`, schema.WriteLockClass, b.snap.Lookup(locked).Shard); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.store.Write(ctx, []Event{event(locked, "waits", `{}`)}) }()
+
+	select {
+	case err := <-done:
+		t.Fatalf("write to a locked shard returned %v before the lock was released", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("write after the lock was released: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write did not finish after the lock was released")
+	}
+}
