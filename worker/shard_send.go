@@ -1,0 +1,284 @@
+package worker
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/deliver"
+)
+
+// Sending a shard's ready lanes and applying the results: acknowledgements,
+// retries behind the barrier, dead letters, and the flushes that write them.
+
+// dispatch sends requests for ready lanes, destination by destination,
+// while each destination has room in this shard.
+func (l *shardLoop) dispatch(now time.Time) {
+	for {
+		sent := false
+		for _, d := range l.destOrder {
+			if l.inflight[d] >= l.tuning.ShardConcurrency || len(l.ready[d]) == 0 {
+				continue
+			}
+			if l.sendBatch(d, now) {
+				sent = true
+			}
+		}
+		if !sent {
+			return
+		}
+	}
+}
+
+// sendBatch takes ready lanes of d off its queue, up to d's batch size of
+// events, and sends them as one request. It reports whether it sent one.
+func (l *shardLoop) sendBatch(d *destination, now time.Time) bool {
+	limit := d.send.MaxBatchSize()
+	q := l.ready[d]
+	var lanes []*lane
+	var events []deliver.Event
+	for len(q) > 0 && len(events) < limit {
+		ln := q[0]
+		if !ln.ready(now) {
+			ln.queued = false
+			q = q[1:]
+			continue
+		}
+		if ln.solo && len(events) > 0 {
+			break // goes alone, in the next request
+		}
+		ln.queued = false
+		q = q[1:]
+		n := min(len(ln.rows), limit-len(events))
+		if ln.solo {
+			n = 1
+		}
+		for _, r := range ln.rows[:n] {
+			events = append(events, deliver.Event{MessageID: r.messageID, Payload: r.event})
+		}
+		ln.busy, ln.inflight = true, n
+		lanes = append(lanes, ln)
+		if ln.solo {
+			break
+		}
+	}
+	if len(q) == 0 {
+		q = nil
+	}
+	l.ready[d] = q
+	if len(events) == 0 {
+		return false
+	}
+	l.inflight[d]++
+	l.sending++
+	go func() {
+		select {
+		case d.sem <- struct{}{}:
+		case <-l.sendCtx.Done():
+			l.results <- &sendResult{dest: d, lanes: lanes, aborted: true}
+			return
+		}
+		start := time.Now()
+		res := d.send.Send(l.sendCtx, events)
+		<-d.sem
+		l.results <- &sendResult{dest: d, lanes: lanes, took: time.Since(start), res: res, aborted: l.sendCtx.Err() != nil}
+	}()
+	return true
+}
+
+// handle applies a finished request to its lanes: delivered rows are
+// acknowledged, failed ones retried later or dead-lettered.
+func (l *shardLoop) handle(r *sendResult, now time.Time) {
+	l.sending--
+	l.inflight[r.dest]--
+	d := r.dest
+	if r.aborted {
+		// Cancelled by us: not the destination's failure, and the loop
+		// is ending. The rows stay pending for the next owner.
+		for _, ln := range r.lanes {
+			ln.busy, ln.inflight = false, 0
+		}
+		return
+	}
+	d.metrics.sendDuration.Observe(r.took.Seconds())
+	d.metrics.request(r.res.Status)
+	switch {
+	case r.res.OK():
+		delivered := 0
+		for _, ln := range r.lanes {
+			ln.solo = false
+			for _, row := range ln.rows[:ln.inflight] {
+				l.ack(row.pos, now)
+				d.metrics.latency.Observe(now.Sub(row.receivedAt).Seconds())
+				delete(l.known, row.pos)
+			}
+			delivered += ln.inflight
+			l.take(ln)
+			ln.busy = false
+			l.settled(ln, now)
+		}
+		d.metrics.delivered.Add(float64(delivered))
+	case r.res.Retryable:
+		for _, ln := range r.lanes {
+			// A failure shared by several keys may be one key's: each
+			// retries alone, so one failing key cannot drag others
+			// to their maxAttempts.
+			ln.solo = ln.solo || len(r.lanes) > 1
+			l.retryLane(d, ln, r.res, now)
+		}
+	case len(r.lanes) > 1 || r.lanes[0].inflight > 1:
+		// Refused for good, but for which event? Send each lane's head
+		// alone to find out; this costs none of their attempts.
+		for _, ln := range r.lanes {
+			ln.solo = true
+			ln.busy, ln.inflight = false, 0
+			l.settled(ln, now)
+		}
+	default:
+		text := responseText(r.res)
+		reason := "status"
+		if r.res.Status == 0 {
+			reason = "error"
+		}
+		for _, ln := range r.lanes {
+			for _, row := range ln.rows[:ln.inflight] {
+				l.dead(deadLetter{pos: row.pos, attempts: row.attempts + 1, status: r.res.Status, response: text,
+					reason: reasonText(reason, r.res)})
+				delete(l.known, row.pos)
+			}
+			d.metrics.dead(reason, ln.inflight)
+			l.take(ln)
+			l.ackLanes = append(l.ackLanes, ln) // busy until the flush
+		}
+	}
+}
+
+// retryLane records a retryable failure of the lane's rows in flight: each
+// is retried after a backoff or, past MaxAttempts or MaxAge, dead-lettered.
+// The lane waits behind its barrier until the backoff ends.
+func (l *shardLoop) retryLane(d *destination, ln *lane, res deliver.Result, now time.Time) {
+	text := responseText(res)
+	var keep []*row
+	var deadCount int
+	var next time.Time
+	for _, row := range ln.rows[:ln.inflight] {
+		attempts := row.attempts + 1
+		out := judge(row, attempts, d.retry, now)
+		if out != retryLater {
+			l.dead(deadLetter{pos: row.pos, attempts: attempts, status: res.Status, response: text,
+				reason: reasonText(out.reason(), res)})
+			delete(l.known, row.pos)
+			d.metrics.dead(out.reason(), 1)
+			deadCount++
+			continue
+		}
+		if next.IsZero() {
+			next = now.Add(d.retry.Backoff(attempts))
+		}
+		row.attempts = attempts
+		row.nextAttempt = next
+		l.acks.retries = append(l.acks.retries, retry{pos: row.pos, attempts: attempts, next: next, status: res.Status, response: text})
+		l.noteAck(now)
+		keep = append(keep, row)
+	}
+	d.metrics.retried.Add(float64(len(keep)))
+	rest := ln.rows[ln.inflight:]
+	ln.rows = append(keep, rest...)
+	l.buffered -= deadCount
+	ln.inflight = 0
+	if len(keep) > 0 {
+		ln.blockedUntil = next
+		l.block(ln)
+	}
+	if deadCount > 0 {
+		l.ackLanes = append(l.ackLanes, ln) // busy until the flush
+		return
+	}
+	ln.busy = false
+	l.settled(ln, now)
+}
+
+func reasonText(reason string, res deliver.Result) string {
+	switch reason {
+	case "max_attempts":
+		return "max attempts reached: " + errText(res)
+	case "max_age":
+		return "max age reached: " + errText(res)
+	}
+	return errText(res)
+}
+
+func errText(res deliver.Result) string {
+	if res.Err == nil {
+		return "status " + strconv.Itoa(res.Status)
+	}
+	return res.Err.Error()
+}
+
+// take removes the lane's rows that were in flight.
+func (l *shardLoop) take(ln *lane) {
+	l.buffered -= ln.inflight
+	ln.rows = ln.rows[ln.inflight:]
+	if len(ln.rows) == 0 {
+		ln.rows = nil
+	}
+	ln.inflight = 0
+	ln.blockedUntil = time.Time{}
+}
+
+func (l *shardLoop) ack(p pos, now time.Time) {
+	l.acks.delivered = append(l.acks.delivered, p)
+	l.noteAck(now)
+}
+
+func (l *shardLoop) dead(dl deadLetter) {
+	l.acks.dead = append(l.acks.dead, dl)
+	l.noteAck(time.Now())
+}
+
+func (l *shardLoop) noteAck(now time.Time) {
+	if l.firstAck.IsZero() {
+		l.firstAck = now
+	}
+}
+
+// flushIfDue writes the acknowledgements when enough wait, when they have
+// waited long enough, or when a dead letter holds up its lane.
+func (l *shardLoop) flushIfDue(now time.Time, stopping bool) error {
+	if l.acks.empty() {
+		return nil
+	}
+	if len(l.ackLanes) > 0 || len(l.acks.delivered) >= flushRows || now.Sub(l.firstAck) >= l.tuning.FlushInterval {
+		return l.flushNow()
+	}
+	return nil
+}
+
+// flushNow writes every pending acknowledgement in one transaction on the
+// claim connection, then frees the lanes that waited for it.
+func (l *shardLoop) flushNow() error {
+	if l.acks.empty() {
+		return nil
+	}
+	err := l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
+		return flush(ctx, conn, l.shard, &l.acks)
+	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	l.deleted += len(l.acks.delivered) + len(l.acks.dead)
+	if l.vacuum != nil && l.deleted >= l.tuning.VacuumRows && now.Sub(l.lastVacuum) >= l.tuning.VacuumEvery {
+		l.vacuum()
+		l.deleted, l.lastVacuum = 0, now
+	}
+	l.acks.reset()
+	l.firstAck = time.Time{}
+	for _, ln := range l.ackLanes {
+		ln.busy = false
+		l.settled(ln, now)
+	}
+	l.ackLanes = l.ackLanes[:0]
+	return nil
+}
