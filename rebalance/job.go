@@ -93,12 +93,16 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	if mv.State == "done" || (mv.State == "failed" && !flippedAlready(mv.Step)) {
 		return nil
 	}
-	slot, err := w.sourceSlot(ctx, c, mv.Source)
-	if err != nil {
-		return err
-	}
-	if slot < 0 {
-		return river.JobSnooze(500 * time.Millisecond) // the source is busy with other moves
+	// A move whose source is already fenced goes on without waiting for a
+	// source slot: writes to its shard wait for it.
+	if stepOrder[mv.Step] < stepOrder[StepFenced] {
+		slot, err := w.sourceSlot(ctx, c, mv.Source)
+		if err != nil {
+			return err
+		}
+		if slot < 0 {
+			return river.JobSnooze(500 * time.Millisecond) // the source is busy with other moves
+		}
 	}
 	if _, err := c.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now() WHERE id = $1`, mv.ID); err != nil {
 		return fmt.Errorf("starting move %d: %w", mv.ID, err)

@@ -57,6 +57,14 @@ func (o *Options) withDefaults() {
 	}
 }
 
+// River priorities of move jobs (1 runs first): a resumed move whose
+// source is already fenced holds up writes to its shard, so it goes before
+// moves that have not started.
+const (
+	priorityFenced = 1
+	priorityNew    = 2
+)
+
 // maxRounds bounds plan-and-execute rounds; one is normal, a second
 // happens when moves of a concurrent run changed the picture.
 const maxRounds = 5
@@ -187,7 +195,7 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, opts Options) (op
 				return fmt.Errorf("recording move of shard %d: %w", m.Shard, err)
 			}
 			open = append(open, id)
-			jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: id}})
+			jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: id}, InsertOpts: &river.InsertOpts{Priority: priorityNew}})
 		}
 		// Open moves whose executor is gone (a killed run) get a fresh job;
 		// one still executing elsewhere is only waited for.
@@ -204,7 +212,11 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, opts Options) (op
 						return fmt.Errorf("reopening move %d: %w", mv.ID, err)
 					}
 				}
-				jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: mv.ID}})
+				prio := priorityNew
+				if stepOrder[mv.Step] >= stepOrder[StepFenced] {
+					prio = priorityFenced // its shard refuses writes until it flips
+				}
+				jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: mv.ID}, InsertOpts: &river.InsertOpts{Priority: prio}})
 			}
 		}
 		if len(jobs) == 0 {
