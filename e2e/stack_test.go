@@ -190,4 +190,3 @@ func writeJSON(t *testing.T, dir, name string, v any) string {
 	}
 	return path
 }
-
