@@ -20,8 +20,8 @@ const Queue = "ordo_moves"
 
 // moveMaxAttempts is how many times River runs a move job before giving
 // up; a move past the cut-over that gives up stays open and the next
-// rebalance run resumes it.
-const moveMaxAttempts = 5
+// rebalance run resumes it. A variable so tests can shorten it.
+var moveMaxAttempts = 5
 
 // MoveArgs is the River job that executes one move recorded in
 // ordo_catalog.moves. The job carries only the move's id: the move row

@@ -46,10 +46,10 @@ type moveRow struct {
 	State     string
 }
 
-// Tuning of the move steps.
-const (
+// Tuning of the move steps (variables so tests can shorten them).
+var (
 	fenceLockTimeout = 2 * time.Second  // per attempt to fence the source
-	fenceAttempts    = 10               // before the move gives up and rolls back
+	fenceAttempts    = 10               // per job attempt, before it fails
 	shardLockWait    = 2 * time.Minute  // for a worker to let go of the shard
 	copyTimeout      = 30 * time.Minute // for one shard's copy
 )

@@ -88,7 +88,11 @@ func Status(ctx context.Context, catalogURL string) (*Report, error) {
 		return 0
 	})
 	rows, err := conn.Query(ctx, `SELECT id, shard, source, target, step, state, rows_copied, coalesce(error, ''), updated_at
-		FROM ordo_catalog.moves WHERE state IN ('pending', 'running', 'failed') ORDER BY id`)
+		FROM ordo_catalog.moves
+		WHERE state IN ('pending', 'running')
+		   OR (state = 'failed' AND step IN ('flipped', 'copied', 'source_dropped'))
+		   OR (state = 'failed' AND updated_at > now() - interval '1 day')
+		ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("reading moves: %w", err)
 	}
@@ -150,15 +154,35 @@ func (r *Report) Print(w io.Writer) error {
 			fmt.Fprintf(w, "node %s unreachable: %v\n", n.Name, n.Err)
 		}
 	}
-	if len(r.Moves) == 0 {
-		_, err := fmt.Fprintln(w, "\nmoves in progress: none")
-		return err
-	}
-	fmt.Fprintf(w, "\nmoves in progress: %d\n", len(r.Moves))
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MOVE\tSHARD\tFROM\tTO\tSTATE\tSTEP\tROWS COPIED\tERROR")
+	var open, rolledBack []MoveStatus
 	for _, m := range r.Moves {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, m.Shard, m.Source, m.Target, m.State, m.Step, m.RowsCopied, m.Error)
+		if m.State == "failed" && !flippedAlready(m.Step) {
+			rolledBack = append(rolledBack, m)
+		} else {
+			open = append(open, m)
+		}
+	}
+	if len(open) == 0 {
+		fmt.Fprintln(w, "\nmoves in progress: none")
+	} else {
+		fmt.Fprintf(w, "\nmoves in progress: %d (run rebalance to finish them)\n", len(open))
+		if err := printMoves(w, open); err != nil {
+			return err
+		}
+	}
+	if len(rolledBack) > 0 {
+		fmt.Fprintf(w, "\nmoves that failed and were rolled back in the last day: %d\n", len(rolledBack))
+		return printMoves(w, rolledBack)
+	}
+	return nil
+}
+
+func printMoves(w io.Writer, moves []MoveStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MOVE\tSHARD\tFROM\tTO\tSTATE\tSTEP\tROWS COPIED\tSINCE\tERROR")
+	for _, m := range moves {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.Shard, m.Source, m.Target, m.State, m.Step, m.RowsCopied,
+			m.Since.UTC().Format(time.RFC3339), firstLine(m.Error))
 	}
 	return tw.Flush()
 }
