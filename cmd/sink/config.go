@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
@@ -68,33 +65,8 @@ func parseConfig(args []string, environ map[string]string, usage io.Writer) (con
 	fs.BoolVar(&cfg.Verbose, "v", cfg.Verbose, "add each event's JSON to its line (ORDO_SINK_VERBOSE)")
 	fs.StringVar(&cfg.Log.Format, "log-format", cfg.Log.Format, "log `format`, text or json (ORDO_LOG_FORMAT)")
 	fs.StringVar(&cfg.Log.Level, "log-level", cfg.Log.Level, "log `level`, debug, info, warn or error (ORDO_LOG_LEVEL)")
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(usage)
-			fs.Usage()
-			return config{}, err
-		}
-		return config{}, fmt.Errorf("%w: %v (see --help)", cli.ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("%w: unexpected argument %q (see --help)", cli.ErrUsage, fs.Arg(0))
-	}
-
-	// Flags may have replaced settings: check again, naming the flag when one did.
-	if err := cfg.Validate(); err != nil {
-		var se *cli.SettingError
-		if errors.As(err, &se) && flagSet(fs, flagOf[se.Var]) {
-			return config{}, fmt.Errorf("%w: -%s %s", cli.ErrUsage, flagOf[se.Var], se.Msg)
-		}
+	if err := cli.ParseOverrides(fs, args, usage, flagOf, cfg.Validate); err != nil {
 		return config{}, err
 	}
 	return cfg, nil
-}
-
-// flagSet reports whether args set the flag name.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
