@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,7 +27,28 @@ type batcher struct {
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+
+	// lastFail and lastOK are when (unix nanos) a write to the node last
+	// failed as unavailable and last succeeded: see suspect.
+	lastFail atomic.Int64
+	lastOK   atomic.Int64
 }
+
+// suspectFor is how long after a failed write a node stays suspect unless
+// a write succeeds meanwhile.
+const suspectFor = 30 * time.Second
+
+// suspect reports whether the node's last write failed, recently, and no
+// write has succeeded since. Requests that span this node and others are
+// then written to it first, alone, so that its failure stores nothing
+// elsewhere.
+func (b *batcher) suspect(now time.Time) bool {
+	f := b.lastFail.Load()
+	return f != 0 && f > b.lastOK.Load() && now.Sub(time.Unix(0, f)) < suspectFor
+}
+
+// failed records a write to the node that failed as unavailable.
+func (b *batcher) failed() { b.lastFail.Store(time.Now().UnixNano()) }
 
 // newBatcher starts the batcher of node. Its pool connects lazily.
 func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {

@@ -14,12 +14,17 @@
 //
 // Within one node a request is all-or-nothing: its rows are in one
 // transaction. A request whose events span several nodes is written on
-// each node separately: Write returns nil only when every node committed,
-// but when one node fails after another committed, the committed part
-// stays. The caller answers with an error and the client retries with the
-// same messageIds, so such events may be stored twice (at-least-once
-// delivery; every copy carries the same messageId). A commit whose outcome
-// is unknown because the connection broke during COMMIT is the same case.
+// each node separately: Write returns nil only when every node committed.
+// While a node is suspect (its last write failed and none has succeeded
+// since), a request that spans it and other nodes is written to it first,
+// alone, and fails without touching the others when it fails: so a node
+// that is down, or refusing, makes such requests fail having stored
+// nothing. Only a node that fails for the first time, in the middle of a
+// request, can leave that request stored on the other nodes while it is
+// answered with an error; the client retries with the same messageIds, so
+// such events may be stored twice (at-least-once delivery; every copy
+// carries the same messageId). A commit whose outcome is unknown because
+// the connection broke during COMMIT is the same case.
 //
 // Write is bounded by Config.WriteTimeout: a request that cannot be
 // committed in time, because its node is down, slow or its queue is full,

@@ -10,6 +10,7 @@ type metrics struct {
 	errors        *prometheus.CounterVec
 	queueFull     *prometheus.CounterVec
 	staleRetries  prometheus.Counter
+	suspectWrites prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,9 +42,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ordo_store_stale_retries_total",
 			Help: "Writes routed again after hitting a moved shard.",
 		}),
+		suspectWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ordo_store_suspect_node_writes_total",
+			Help: "Writes spanning several nodes that went to a recently failed node first, alone.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchRows, m.batchRequests, m.commitSeconds, m.errors, m.queueFull, m.staleRetries)
+		reg.MustRegister(m.batchRows, m.batchRequests, m.commitSeconds, m.errors, m.queueFull, m.staleRetries, m.suspectWrites)
 	}
 	return m
 }

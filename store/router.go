@@ -78,6 +78,11 @@ func (s *Store) snapshot(ctx context.Context) (*shard.Snapshot, error) {
 
 // writeOnce sends events to their nodes' batchers and waits for every
 // node. It returns the events that hit a moved shard, to be routed again.
+//
+// Nodes are written in parallel, unless the events span several nodes and
+// one of them is suspect (its last write failed): then the suspect nodes
+// go first, one at a time, and the first failure ends the write, so that
+// a node that is down does not leave the request stored on the others.
 func (s *Store) writeOnce(ctx context.Context, snap *shard.Snapshot, events []routed, deadline time.Time) ([]routed, error) {
 	byNode := map[string][]routed{}
 	var order []string
@@ -88,30 +93,74 @@ func (s *Store) writeOnce(ctx context.Context, snap *shard.Snapshot, events []ro
 		}
 		byNode[name] = append(byNode[name], r)
 	}
-	reqs := make([]*request, 0, len(order))
-	var firstErr error
+	batchers := make(map[string]*batcher, len(order))
 	for _, name := range order {
 		b, err := s.batcherFor(snap.Nodes[name])
-		if err == nil {
-			req := newRequest(byNode[name], deadline)
-			if err = b.submit(ctx, req); err == nil {
-				reqs = append(reqs, req)
-				continue
-			}
+		if err != nil {
+			return nil, err
 		}
-		if firstErr == nil {
-			firstErr = err
+		batchers[name] = b
+	}
+	now := time.Now()
+	var suspects, others []string
+	for _, name := range order {
+		if batchers[name].suspect(now) {
+			suspects = append(suspects, name)
+		} else {
+			others = append(others, name)
 		}
 	}
+	if len(order) == 1 || len(suspects) == 0 {
+		return s.writeNodes(ctx, batchers, byNode, order, deadline)
+	}
+	s.metrics.suspectWrites.Inc()
 	var stale []routed
-	for _, req := range reqs {
-		err := req.wait(ctx)
+	for _, name := range suspects {
+		st, err := s.writeNodes(ctx, batchers, byNode, []string{name}, deadline)
+		if err != nil {
+			return nil, err
+		}
+		stale = append(stale, st...)
+	}
+	st, err := s.writeNodes(ctx, batchers, byNode, others, deadline)
+	return append(stale, st...), err
+}
+
+// writeNodes writes the events of the given nodes in parallel and waits
+// for all of them.
+func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, byNode map[string][]routed, names []string, deadline time.Time) ([]routed, error) {
+	type sent struct {
+		b   *batcher
+		req *request
+	}
+	var reqs []sent
+	var firstErr error
+	for _, name := range names {
+		b := batchers[name]
+		req := newRequest(byNode[name], deadline)
+		if err := b.submit(ctx, req); err != nil {
+			b.failed()
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		reqs = append(reqs, sent{b, req})
+	}
+	var stale []routed
+	for _, r := range reqs {
+		err := r.req.wait(ctx)
 		switch {
 		case err == nil:
 		case errors.Is(err, errStale):
-			stale = append(stale, req.events...)
-		case firstErr == nil:
-			firstErr = err
+			stale = append(stale, r.req.events...)
+		default:
+			if errors.Is(err, ErrUnavailable) {
+				r.b.failed()
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
 	return stale, firstErr

@@ -241,8 +241,9 @@ func containsString(s []string, v string) bool {
 }
 
 // TestSpanningNodesPartialCommit pins down the documented behaviour of a
-// request whose events span two nodes, one of them down: Write fails, and
-// the part on the live node stays committed.
+// request whose events span two nodes, one of them down: the first Write
+// fails, and the part on the live node stays committed; once the dead node
+// is suspect, spanning writes fail storing nothing.
 func TestSpanningNodesPartialCommit(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{WriteTimeout: 2 * time.Second})
@@ -257,6 +258,29 @@ func TestSpanningNodesPartialCommit(t *testing.T) {
 	}
 	if ids := b.messageIDs(t, 0); len(ids) != 1 || ids[0] != "live" {
 		t.Errorf("node 1 holds %v, want [live]", ids)
+	}
+
+	// Node 2 is now suspect: later spanning requests go to it first and
+	// fail having stored nothing on node 1, however often they are tried.
+	for i := range 3 {
+		err := b.store.Write(ctx, []Event{event(b.key(t, "n1"), fmt.Sprintf("live-%d", i), `{}`), event(b.key(t, "n2"), "dead", `{}`)})
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Write %d = %v, want ErrUnavailable", i, err)
+		}
+	}
+	if ids := b.messageIDs(t, 0); len(ids) != 1 {
+		t.Errorf("node 1 holds %v after requests that failed on suspect node 2, want only [live]", ids)
+	}
+	// Requests for node 1 alone still go through.
+	if err := b.store.Write(ctx, []Event{event(b.key(t, "n1"), "alone", `{}`)}); err != nil {
+		t.Errorf("Write to node 1 alone: %v", err)
+	}
+	// Node 2 back: spanning requests succeed again.
+	if err := b.nodes[1].Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.Write(ctx, []Event{event(b.key(t, "n1"), "both-1", `{}`), event(b.key(t, "n2"), "both-2", `{}`)}); err != nil {
+		t.Errorf("Write after node 2 came back: %v", err)
 	}
 }
 

@@ -32,6 +32,7 @@ func (b *batcher) flush(batch []*request) {
 		staleShard, err := b.write(ctx, batch)
 		switch {
 		case err == nil:
+			b.lastOK.Store(time.Now().UnixNano())
 			for _, r := range batch {
 				r.answer(nil)
 			}
@@ -62,6 +63,9 @@ func (b *batcher) flush(batch []*request) {
 				kind, answer = "rejected", fmt.Errorf("%w: %w", ErrRejected, err)
 			}
 			b.metrics.errors.WithLabelValues(b.node, kind).Inc()
+			if kind == "unavailable" {
+				b.failed()
+			}
 			b.log.Warn("batch failed", "requests", len(batch), "error", err)
 			for _, r := range batch {
 				r.answer(answer)
