@@ -57,7 +57,7 @@ func measureDelivery(ctx context.Context, st *stack, batchSize int) (m metric, e
 		for _, w := range workers {
 			select {
 			case <-w.done:
-				return m, fmt.Errorf("%s exited during delivery: %v\n%s", w.name, w.err, w.tail())
+				return m, fmt.Errorf("%s exited during delivery: %w\n%s", w.name, w.err, w.tail())
 			default:
 			}
 		}

@@ -270,11 +270,11 @@ func (st *stack) waitReady(ctx context.Context, p *proc, url string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after 30s (last: %v)\n%s", p.name, err, p.tail())
+			return fmt.Errorf("%s not ready after 30s (last: %w)\n%s", p.name, err, p.tail())
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %v\n%s", p.name, p.err, p.tail())
+			return fmt.Errorf("%s exited before it was ready: %w\n%s", p.name, p.err, p.tail())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):

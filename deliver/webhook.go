@@ -354,7 +354,7 @@ func (w *Webhook) Send(ctx context.Context, events []Event) Result {
 		req.Host = w.host
 	}
 
-	resp, err := w.client.Do(req)
+	resp, err := w.client.Do(req) //nolint:bodyclose // readBody closes it
 	if err != nil {
 		// Nothing is known to have arrived: no response, a timeout, a
 		// connection error or a canceled ctx. All may go better later.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -88,19 +87,6 @@ func (p *proc) kill() {
 	}
 }
 
-// stop sends SIGTERM and waits for the exit status.
-func (p *proc) stop(t *testing.T) int {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(40 * time.Second):
-		t.Errorf("%s did not exit within 40s of SIGTERM", p.name)
-		p.kill()
-	}
-	return p.cmd.ProcessState.ExitCode()
-}
-
 func tail(path string, lines int) string {
 	data, _ := os.ReadFile(path)
 	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
@@ -147,34 +133,6 @@ func waitReady(t *testing.T, url string, within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready within %s", url, within)
-}
-
-// adminAddr finds the address a worker started with ORDO_ADMIN_ADDR
-// 127.0.0.1:0 listens on, from its log.
-func adminAddr(t *testing.T, p *proc) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		f, err := os.Open(p.log)
-		if err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				line := sc.Text()
-				if i := strings.Index(line, "127.0.0.1:"); i >= 0 && strings.Contains(line, "admin") {
-					addr := line[i:]
-					if j := strings.IndexAny(addr, " \""); j >= 0 {
-						addr = addr[:j]
-					}
-					f.Close()
-					return addr
-				}
-			}
-			f.Close()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s never logged its admin address:\n%s", p.name, tail(p.log, 20))
-	return ""
 }
 
 // writeJSON writes v as JSON to a new file in dir.

@@ -132,7 +132,7 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	w.metrics.moves.WithLabelValues("failed").Inc()
 	if !flippedAlready(m.mv.Step) {
 		if rbErr := m.rollback(context.WithoutCancel(ctx), err); rbErr != nil {
-			return fmt.Errorf("%w (and rolling back: %v)", err, rbErr)
+			return fmt.Errorf("%w (and rolling back: %w)", err, rbErr)
 		}
 		return river.JobCancel(err)
 	}

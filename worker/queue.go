@@ -308,13 +308,6 @@ func flush(ctx context.Context, conn *pgx.Conn, shard int, a *acks) error {
 	return nil
 }
 
-// pendingRows counts shard's rows; for tests and the soak.
-func pendingRows(ctx context.Context, conn *pgx.Conn, shard int) (int64, error) {
-	var n int64
-	err := conn.QueryRow(ctx, `SELECT count(*) FROM `+schema.Table(shard).Sanitize()).Scan(&n)
-	return n, err
-}
-
 func statusArg(status int) *int32 {
 	if status == 0 {
 		return nil

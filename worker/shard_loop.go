@@ -167,7 +167,7 @@ func (l *shardLoop) run() (err error) {
 			default:
 			}
 		}
-		timer.Reset(max(l.nextDeadline(now, stopping).Sub(time.Now()), time.Millisecond))
+		timer.Reset(max(time.Until(l.nextDeadline(now, stopping)), time.Millisecond))
 		select {
 		case r := <-l.results:
 			l.handle(r, time.Now())

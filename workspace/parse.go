@@ -128,7 +128,7 @@ func (w *Workspace) parseSource(item json.RawMessage) (Source, error) {
 	if raw.Destinations == nil {
 		raw.Destinations = []string{}
 	}
-	return Source{ID: raw.ID, WriteKey: raw.WriteKey, Destinations: raw.Destinations}, nil
+	return Source(raw), nil
 }
 
 // parseDestination parses one destination.

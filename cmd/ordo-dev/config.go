@@ -200,7 +200,7 @@ func parseConfig(args []string, environ map[string]string, usage io.Writer) (con
 		return config{}, err
 	}
 	if err := cfg.validateFlags(); err != nil {
-		return config{}, fmt.Errorf("%w: %v", cli.ErrUsage, err)
+		return config{}, fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 	return cfg, nil
 }

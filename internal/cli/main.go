@@ -55,7 +55,7 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 		os.Exit(0)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %v (see --help)", ErrUsage, err)
+		return fmt.Errorf("%w: %w (see --help)", ErrUsage, err)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func ParseOverrides(fs *flag.FlagSet, args []string, usage io.Writer, flagOf map
 			fs.Usage()
 			return err
 		}
-		return fmt.Errorf("%w: %v (see --help)", ErrUsage, err)
+		return fmt.Errorf("%w: %w (see --help)", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q (see --help)", ErrUsage, fs.Arg(0))

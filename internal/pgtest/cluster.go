@@ -348,7 +348,7 @@ func waitReady(ctx context.Context, connURL string, exited <-chan struct{}) erro
 		case <-exited:
 			return errServerExited
 		case <-ctx.Done():
-			return fmt.Errorf("server not accepting connections: %w (last error: %v)", ctx.Err(), lastErr)
+			return fmt.Errorf("server not accepting connections: %w (last error: %w)", ctx.Err(), lastErr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -112,20 +112,20 @@ func startDocker(ctx context.Context, opts Options) (*Cluster, error) {
 	)
 	if err != nil {
 		if ctr != nil {
-			ctr.Terminate(context.WithoutCancel(ctx))
+			_ = ctr.Terminate(context.WithoutCancel(ctx))
 		}
 		return nil, err
 	}
 	host, err := ctr.Host(ctx)
 	if err != nil {
-		ctr.Terminate(context.WithoutCancel(ctx))
+		_ = ctr.Terminate(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("docker host: %w", err)
 	}
 	u := localURL(host, port)
 	s := &dockerServer{ctr: ctr, url: u.String(), keep: opts.Keep}
 	if err := waitReady(ctx, s.url, nil); err != nil {
 		err = fmt.Errorf("%w\n%s", err, s.logTail())
-		ctr.Terminate(context.WithoutCancel(ctx))
+		_ = ctr.Terminate(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return &Cluster{

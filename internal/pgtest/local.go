@@ -398,7 +398,7 @@ func (s *localServer) launch() (logStart int64, err error) {
 	}
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait()
 		close(exited)
 	}()
 	s.cmd, s.exited = cmd, exited
@@ -416,9 +416,9 @@ func (s *localServer) signalAndWait(sig syscall.Signal) {
 	if sig == syscall.SIGKILL {
 		children = childPIDs(s.cmd.Process.Pid)
 	}
-	s.cmd.Process.Signal(sig)
+	_ = s.cmd.Process.Signal(sig)
 	for _, pid := range children {
-		syscall.Kill(pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	<-s.exited
 }
@@ -427,7 +427,7 @@ func (s *localServer) stop(ctx context.Context) error {
 	if !s.running() {
 		return nil
 	}
-	s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	_ = s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
 	select {
 	case <-s.exited:
 		return nil
@@ -448,7 +448,7 @@ func (s *localServer) remove(ctx context.Context) error {
 	}
 	if s.running() {
 		// Immediate shutdown: the data is going away.
-		s.cmd.Process.Signal(syscall.SIGQUIT)
+		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
 		select {
 		case <-s.exited:
 		case <-ctx.Done():

@@ -44,7 +44,7 @@ func startURLDatabase(ctx context.Context, opts Options) (*Cluster, error) {
 	dbURL := *u
 	dbURL.Path, dbURL.RawPath = "/"+s.name, ""
 	if err := waitReady(ctx, dbURL.String(), nil); err != nil {
-		s.remove(context.WithoutCancel(ctx))
+		_ = s.remove(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return &Cluster{
