@@ -41,12 +41,13 @@ func count(t *testing.T, url, table string) int {
 	return n
 }
 
-// requireRestartable skips, saying why, when the backend of c cannot stop
-// and start servers.
+// requireRestartable fails the test, saying what to install, when the
+// backend of c cannot stop and start servers: the url backend shares one
+// server between clusters (TestURLBackend checks it refuses to).
 func requireRestartable(t *testing.T, c *Cluster) {
 	t.Helper()
 	if c.Backend() == BackendURL {
-		t.Skipf("the %s backend cannot stop or start servers", c.Backend())
+		t.Fatalf("this test stops and starts its server, which the %s backend cannot: install the PostgreSQL server binaries (Debian: apt-get install postgresql) or Docker, and leave %s unset", c.Backend(), EnvBackend)
 	}
 }
 
@@ -129,17 +130,28 @@ func TestKillStart(t *testing.T) {
 func TestRemove(t *testing.T) {
 	t.Parallel()
 	c := Start(t, 1)[0]
-	if c.Backend() != BackendLocal {
-		t.Skipf("the %s backend has no data folder", c.Backend())
+	local := c.Backend() == BackendLocal
+	if !local && c.DataDir() != "" {
+		t.Errorf("DataDir() = %q on the %s backend, want \"\"", c.DataDir(), c.Backend())
 	}
-	if _, err := os.Stat(c.DataDir()); err != nil {
-		t.Fatalf("data folder before Remove: %v", err)
+	if local {
+		if _, err := os.Stat(c.DataDir()); err != nil {
+			t.Fatalf("data folder before Remove: %v", err)
+		}
 	}
 	if err := c.Remove(); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if _, err := os.Stat(c.DataDir()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("stat of data folder after Remove: %v, want it not to exist", err)
+	if local {
+		if _, err := os.Stat(c.DataDir()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stat of data folder after Remove: %v, want it not to exist", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, c.URL()); err == nil {
+		conn.Close(ctx)
+		t.Errorf("connecting after Remove succeeded, want the server (or database) gone")
 	}
 	if err := c.Remove(); err != nil {
 		t.Errorf("second Remove: %v", err)
@@ -154,7 +166,15 @@ func TestRemove(t *testing.T) {
 func TestStartClusterDataDir(t *testing.T) {
 	t.Parallel()
 	if _, err := findBinaries(); err != nil {
-		t.Skipf("DataDir needs the local backend: %v", err)
+		// DataDir is for the local backend only: any other must refuse it.
+		_, err := StartCluster(t.Context(), Options{Name: "dev", DataDir: t.TempDir()})
+		if errors.Is(err, ErrNoPostgres) {
+			t.Fatal(err.Error())
+		}
+		if err == nil || !strings.Contains(err.Error(), "only supported by the local backend") {
+			t.Fatalf("StartCluster with DataDir without the server binaries = %v, want a refusal naming the local backend", err)
+		}
+		return
 	}
 	parent, err := os.MkdirTemp("", "ordo-pgtest-datadir-test-")
 	if err != nil {
@@ -281,14 +301,18 @@ func TestStartWithoutPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatalf("child test: %v\n%s", err, out)
 		}
-		if !strings.Contains(string(out), "no PostgreSQL available") {
+		if dockerAvailable(t.Context()) != nil && !strings.Contains(string(out), "no PostgreSQL available") {
 			t.Errorf("child test output lacks the failure message:\n%s", out)
 		}
 		return
 	}
 	installedBinGlob = "/nonexistent/*/bin"
 	if dockerAvailable(t.Context()) == nil {
-		t.Skip("a Docker engine is available, so there is always a backend")
+		// With a Docker engine there is always a backend: Start uses it.
+		if c := Start(t, 1)[0]; c.Backend() != BackendDocker {
+			t.Errorf("Start without server binaries used the %s backend, want %s", c.Backend(), BackendDocker)
+		}
+		return
 	}
 	r := &fatalRecorder{TB: t}
 	done := make(chan struct{})
