@@ -64,40 +64,7 @@ func TestCrashes(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	tr.finish()
 
-	deadline := time.Now().Add(60 * time.Second)
-	var missing []string
-	for {
-		missing = missing[:0]
-		tr.mu.Lock()
-		for key, ns := range tr.acked {
-			for _, n := range ns {
-				if !hook.has(messageID(key, n)) {
-					missing = append(missing, messageID(key, n))
-				}
-			}
-		}
-		tr.mu.Unlock()
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	total := 0
-	for _, ns := range tr.acked {
-		total += len(ns)
-	}
-	if len(missing) > 0 {
-		t.Errorf("%d of %d acknowledged events never delivered, e.g. %v", len(missing), total, missing[:min(10, len(missing))])
-	}
-	firsts, deliveries := hook.firstDeliveries()
-	for key, ns := range firsts {
-		for i := 1; i < len(ns); i++ {
-			if ns[i] < ns[i-1] {
-				t.Errorf("key %s: event %d first delivered after event %d", key, ns[i], ns[i-1])
-				break
-			}
-		}
-	}
+	total, deliveries := checkGuarantees(t, tr, hook, 60*time.Second)
 	if total < 1000 {
 		t.Errorf("only %d events acknowledged: the traffic barely ran", total)
 	}
