@@ -11,39 +11,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ordo-pipeline/ordo/internal/buildtest"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
-)
-
-var (
-	buildOnce sync.Once
-	buildDir  string // removed by TestMain
-	binPath   string
-	buildErr  error
 )
 
 // gatewayBinary builds cmd/gateway once per test run.
 func gatewayBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "ordo-gateway-bin-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "gateway")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/ordo-pipeline/ordo/cmd/gateway").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return buildtest.Program(t, "gateway")
 }
 
 // writeFile writes data to a new file under t's temp folder.

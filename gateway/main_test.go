@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-pipeline/ordo/internal/buildtest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/rebalance"
@@ -103,9 +105,7 @@ func TestMain(m *testing.M) {
 	for _, n := range sharedNodes {
 		n.Remove() //nolint:errcheck // best effort at exit
 	}
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	buildtest.Cleanup()
 	os.Exit(code)
 }
 

@@ -1,8 +1,11 @@
 package rebalance
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/ordo-pipeline/ordo/internal/buildtest"
 )
 
 // TestConfigErrors runs the built program with bad settings: each exits 2
@@ -55,4 +58,10 @@ func TestHelp(t *testing.T) {
 			t.Errorf("--help lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	buildtest.Cleanup()
+	os.Exit(code)
 }

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/buildtest"
 
 	"github.com/ordo-pipeline/ordo/schema"
 )
@@ -164,27 +164,10 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 }
 
-// buildRebalance builds cmd/rebalance once per test binary.
-var buildRebalance = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "ordo-rebalance-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "rebalance")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/rebalance").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 // runProcess runs the rebalance binary with env and returns how it ended.
 func runProcess(t *testing.T, env []string, args ...string) (string, *os.ProcessState) {
 	t.Helper()
-	bin, err := buildRebalance()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := buildtest.Program(t, "rebalance")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-pipeline/ordo/internal/buildtest"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/rebalance"
@@ -36,23 +38,13 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "ordo-worker-test-")
+	defer buildtest.Cleanup()
+	dir, err := buildtest.Programs("worker")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	workerBin = filepath.Join(dir, "worker")
-	args := []string{"build", "-o", workerBin}
-	if os.Getenv("ORDO_TEST_WORKER_RACE") == "1" {
-		args = append(args, "-race") // the worker processes run with the race detector
-	}
-	build := exec.Command("go", append(args, "github.com/ordo-pipeline/ordo/cmd/worker")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the worker:", err)
 		return 1
 	}
+	workerBin = filepath.Join(dir, "worker")
 	code := m.Run()
 	stopShared()
 	return code

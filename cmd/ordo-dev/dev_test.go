@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-pipeline/ordo/internal/buildtest"
+
 	"github.com/ordo-pipeline/ordo/internal/cli"
 	"github.com/ordo-pipeline/ordo/workspace"
 )
@@ -35,60 +37,19 @@ const sinkLine = `sink: user=u1 type=track event="Signed Up"`
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	buildtest.Cleanup()
 	os.Exit(code)
 }
 
-// built is ./cmd/... built once for the tests of this package.
-var built struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// buildPrograms builds every program of ./cmd/... into a temporary folder,
-// once, and returns the folder: ordo-dev then finds the others next to it.
+// buildPrograms builds ordo-dev and the programs it starts into one
+// folder, once, and returns the folder: ordo-dev finds them next to it.
 func buildPrograms(t *testing.T) string {
 	t.Helper()
-	built.once.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			built.err = err
-			return
-		}
-		if built.dir, built.err = os.MkdirTemp("", "ordo-dev-test-bin-"); built.err != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", built.dir+string(filepath.Separator), "./cmd/...")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.dir
-}
-
-// repoRoot returns the folder holding go.mod, above the working folder.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	dir, err := buildtest.Programs("ordo-dev", "rebalance", "gateway", "worker", "sink")
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working folder")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
