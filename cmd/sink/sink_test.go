@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/cli/clitest"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
 )
@@ -285,16 +288,7 @@ func TestParseConfig(t *testing.T) {
 			{[]string{"extra"}, map[string]string{}, `"extra"`},
 		} {
 			_, err := parseConfig(tt.args, tt.environ, io.Discard)
-			var se *cli.SettingError
-			if !errors.As(err, &se) && !errors.Is(err, cli.ErrUsage) {
-				t.Errorf("parseConfig(%q, %v) error = %v, want a SettingError or ErrUsage (exit status 2)", tt.args, tt.environ, err)
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("parseConfig(%q, %v) error = %v, want one naming %s", tt.args, tt.environ, err, tt.want)
-			}
-			if err != nil && strings.Contains(err.Error(), "\n") {
-				t.Errorf("parseConfig(%q, %v) error = %q, want one line", tt.args, tt.environ, err)
-			}
+			clitest.CheckUsageError(t, fmt.Sprintf("parseConfig(%q, %v)", tt.args, tt.environ), err, tt.want)
 		}
 	})
 
