@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/dsn"
@@ -23,14 +24,33 @@ func initialPlacement(count int, nodes []dsn.Node) []string {
 	return out
 }
 
-// migrateNodes applies the node migrations to every node.
-func migrateNodes(ctx context.Context, nodes []dsn.Node, log *slog.Logger) error {
+// nodeMigrator applies the node migrations, to each node at most once in
+// a run: the run's rounds and its moves to a node all ask for them.
+type nodeMigrator struct {
+	log  *slog.Logger
+	done sync.Map // URLs migrated
+}
+
+// all migrates every node of nodes.
+func (nm *nodeMigrator) all(ctx context.Context, nodes []dsn.Node) error {
 	for _, n := range nodes {
-		log.Info("migrating node", "node", n.Name, "url", dsn.Redact(n.URL))
-		if err := migrations.Node(ctx, n.URL); err != nil {
-			return fmt.Errorf("node %s: %w", n.Name, err)
+		if err := nm.one(ctx, n.Name, n.URL); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// one migrates the node name at url, unless this run did already.
+func (nm *nodeMigrator) one(ctx context.Context, name, url string) error {
+	if _, ok := nm.done.Load(url); ok {
+		return nil
+	}
+	nm.log.Info("migrating node", "node", name, "url", dsn.Redact(url))
+	if err := migrations.Node(ctx, url); err != nil {
+		return fmt.Errorf("node %s: %w", name, err)
+	}
+	nm.done.Store(url, true)
 	return nil
 }
 
@@ -60,9 +80,9 @@ func ensureTables(ctx context.Context, snap *shard.Snapshot, nodes []dsn.Node) e
 // node, creates each shard's table on its node, then records nodes and
 // shards in one catalog transaction. Killed before that commit, a re-run
 // starts again; the tables already made are reused.
-func bootstrap(ctx context.Context, conn *pgx.Conn, cfg *Config, log *slog.Logger) error {
+func bootstrap(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator, log *slog.Logger) error {
 	nodes := cfg.DesiredNodes()
-	if err := migrateNodes(ctx, nodes, log); err != nil {
+	if err := nm.all(ctx, nodes); err != nil {
 		return err
 	}
 	placement := initialPlacement(cfg.Shards, nodes)

@@ -54,7 +54,8 @@ type MoveWorker struct {
 	// PerSource is how many moves may run at once from one source node.
 	PerSource int
 
-	metrics *metrics
+	metrics  *metrics
+	migrator *nodeMigrator
 }
 
 // Timeout lets a move run as long as it needs; the copy step bounds itself.
@@ -111,7 +112,7 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	if err != nil {
 		return err
 	}
-	m := &mover{catalog: w.Catalog, log: w.Logger, mv: *mv, urls: urls, metrics: w.metrics}
+	m := &mover{catalog: w.Catalog, log: w.Logger, mv: *mv, urls: urls, metrics: w.metrics, migrator: w.migrator}
 	defer m.close()
 	began := time.Now()
 	err = m.run(ctx)
@@ -189,9 +190,9 @@ func nodeURLs(ctx context.Context, c *pgx.Conn) (map[string]string, error) {
 
 // newRiverClient returns a River client on the catalog that works move
 // jobs with at most concurrency at once.
-func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, concurrency, perSource int) (*river.Client[pgx.Tx], error) {
+func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, nm *nodeMigrator, concurrency, perSource int) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, &MoveWorker{Catalog: pool, Logger: log, PerSource: perSource, metrics: m}); err != nil {
+	if err := river.AddWorkerSafely(workers, &MoveWorker{Catalog: pool, Logger: log, PerSource: perSource, metrics: m, migrator: nm}); err != nil {
 		return nil, err
 	}
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ordo-pipeline/ordo/internal/failpoint"
-	"github.com/ordo-pipeline/ordo/migrations"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -67,6 +66,7 @@ type mover struct {
 	dstLocked      bool
 
 	metrics  *metrics
+	migrator *nodeMigrator
 	stepFrom time.Time // when the current step began
 }
 
@@ -163,8 +163,8 @@ func (m *mover) setStep(ctx context.Context, q interface {
 // prepareTarget migrates the target and creates the shard's table there
 // at the new epoch. Nothing writes to it until the flip.
 func (m *mover) prepareTarget(ctx context.Context) error {
-	if err := migrations.Node(ctx, m.urls[m.mv.Target]); err != nil {
-		return fmt.Errorf("migrating target %s: %w", m.mv.Target, err)
+	if err := m.migrator.one(ctx, m.mv.Target, m.urls[m.mv.Target]); err != nil {
+		return fmt.Errorf("migrating target: %w", err)
 	}
 	conn, err := m.targetConn(ctx)
 	if err != nil {

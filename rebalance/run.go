@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		return dryRun(ctx, pool, cfg, opts.Out)
 	}
 	m := newMetrics()
+	nm := &nodeMigrator{log: log}
 	if opts.MetricsAddr != "" {
 		if err := serveMetrics(ctx, opts.MetricsAddr, m, log); err != nil {
 			return fmt.Errorf("serving metrics: %w", err)
@@ -111,7 +112,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		converged := false
 		err := withCatalogLock(ctx, pool, func(conn *pgx.Conn) error {
 			var err error
-			open, converged, err = prepare(ctx, conn, cfg, opts)
+			open, converged, err = prepare(ctx, conn, cfg, nm, opts)
 			return err
 		})
 		if err != nil {
@@ -125,7 +126,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			return fmt.Errorf("not converged after %d rounds of moves", maxRounds)
 		}
 		if client == nil {
-			client, err = newRiverClient(pool, log, m, opts.Concurrency, opts.PerSource)
+			client, err = newRiverClient(pool, log, m, nm, opts.Concurrency, opts.PerSource)
 			if err != nil {
 				return fmt.Errorf("starting move executor: %w", err)
 			}
@@ -142,12 +143,12 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 // prepare runs under the catalog lock: it bootstraps or migrates, records
 // node changes, and enqueues moves. It returns the moves to wait for, or
 // converged when there are none and nothing is left to do.
-func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, opts Options) (open []int64, converged bool, err error) {
+func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator, opts Options) (open []int64, converged bool, err error) {
 	log := opts.Logger
 	snap, err := shard.Load(ctx, conn)
 	if errors.Is(err, shard.ErrNotBootstrapped) {
 		log.Info("bootstrapping cluster", "shards", cfg.Shards, "nodes", len(cfg.DesiredNodes()))
-		if err := bootstrap(ctx, conn, cfg, log); err != nil {
+		if err := bootstrap(ctx, conn, cfg, nm, log); err != nil {
 			return nil, false, fmt.Errorf("bootstrap: %w", err)
 		}
 		fmt.Fprintf(opts.Out, "bootstrapped: %d shards on %d nodes\n", cfg.Shards, len(cfg.DesiredNodes()))
@@ -160,7 +161,7 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, opts Options) (op
 		log.Debug("ORDO_SHARDS only counts at bootstrap; keeping the cluster's shard count", "ORDO_SHARDS", cfg.Shards, "cluster_shards", snap.Count())
 	}
 	// New nodes are migrated and recorded before anything moves to them.
-	if err := migrateNodes(ctx, cfg.DesiredNodes(), log); err != nil {
+	if err := nm.all(ctx, cfg.DesiredNodes()); err != nil {
 		return nil, false, err
 	}
 	if err := recordNodes(ctx, conn, cfg.DesiredNodes(), snap, log); err != nil {
