@@ -90,8 +90,8 @@ func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 	// numbers: a row committed after a worker read the shard always sorts
 	// after every row it has read. Without this, a row could commit behind
 	// a newer row of the same key that a worker had already delivered.
-	if _, err := tx.Exec(ctx, lockShardsSQL, schema.WriteLockClass, shards); err != nil {
-		return -1, fmt.Errorf("locking shards: %w", err)
+	if err := schema.LockForWrite(ctx, tx, shards); err != nil {
+		return -1, err
 	}
 	for _, s := range shards {
 		src := &rowSource{events: rows[s]}
@@ -176,7 +176,3 @@ func (s *rowSource) Next() bool {
 func (s *rowSource) Values() ([]any, error) { return s.row[:], nil }
 
 func (s *rowSource) Err() error { return nil }
-
-// lockShardsSQL takes the write lock of each shard in $2, in ascending
-// order so that two batches never wait for each other in a cycle.
-const lockShardsSQL = `SELECT pg_advisory_xact_lock($1::int, s) FROM (SELECT s FROM unnest($2::int[]) s ORDER BY s OFFSET 0) q`
