@@ -102,7 +102,7 @@ func (m *mover) copy(ctx context.Context) error {
 	if m.metrics != nil {
 		m.metrics.rowsCopied.Add(float64(rows))
 	}
-	return m.setStep(ctx, nil, StepCopied)
+	return m.setStep(ctx, StepCopied)
 }
 
 // pipe streams the output of COPY ... TO STDOUT on src into COPY ... FROM
@@ -168,22 +168,31 @@ func (m *mover) dropSource(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cleaning up shard %d on %s: %w", m.mv.Shard, m.mv.Source, err)
 	}
-	return m.setStep(ctx, nil, StepSourceDropped)
+	return m.setStep(ctx, StepSourceDropped)
 }
 
 // finish marks the shard active on the target and the move done, in one
 // catalog transaction. Workers then claim the shard there and deliver the
 // copied epoch before the new one.
 func (m *mover) finish(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, m.catalog, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.shards SET state = 'active', updated_at = now() WHERE shard = $1 AND epoch = $2`, m.mv.Shard, m.mv.ToEpoch); err != nil {
+	err := pgx.BeginFunc(ctx, m.catalog, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE ordo_catalog.shards SET state = 'active', updated_at = now() WHERE shard = $1 AND node = $2 AND epoch = $3`, m.mv.Shard, m.mv.Target, m.mv.ToEpoch)
+		if err != nil {
 			return fmt.Errorf("activating shard %d: %w", m.mv.Shard, err)
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("activating shard %d: it is no longer on %s at epoch %d", m.mv.Shard, m.mv.Target, m.mv.ToEpoch)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'done', finished_at = now() WHERE id = $1`, m.mv.ID); err != nil {
 			return fmt.Errorf("finishing move: %w", err)
 		}
-		return m.setStep(ctx, tx, StepDone)
+		return recordStep(ctx, tx, m.mv.ID, StepDone)
 	})
+	if err != nil {
+		return err
+	}
+	m.reached(StepDone)
+	return nil
 }
 
 // rollback undoes a move that has not flipped: it lifts the fence and
@@ -199,12 +208,14 @@ func (m *mover) rollback(ctx context.Context, cause error) error {
 	} else {
 		return err
 	}
-	if dst, err := m.targetConn(ctx); err == nil {
-		if err := schema.Drop(ctx, dst, m.mv.Shard); err != nil {
-			return err
-		}
+	dst, err := m.targetConn(ctx)
+	if err != nil {
+		return err
 	}
-	_, err := m.catalog.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'failed', error = $2, updated_at = now(), finished_at = now() WHERE id = $1`, m.mv.ID, cause.Error())
+	if err := schema.Drop(ctx, dst, m.mv.Shard); err != nil {
+		return err
+	}
+	_, err = m.catalog.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'failed', error = $2, updated_at = now(), finished_at = now() WHERE id = $1`, m.mv.ID, cause.Error())
 	if err != nil {
 		return fmt.Errorf("recording failed move: %w", err)
 	}

@@ -112,7 +112,7 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 	if err != nil {
 		return err
 	}
-	m := &mover{catalog: w.Catalog, log: w.Logger, mv: *mv, urls: urls, metrics: w.metrics, migrator: w.migrator}
+	m := &mover{catalog: c, log: w.Logger, mv: *mv, urls: urls, metrics: w.metrics, migrator: w.migrator}
 	defer m.close()
 	began := time.Now()
 	err = m.run(ctx)
@@ -131,6 +131,10 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 		return err
 	}
 	w.metrics.moves.WithLabelValues("failed").Inc()
+	// The catalog, not memory, says whether the flip committed.
+	if cur, lerr := loadMove(context.WithoutCancel(ctx), c, mv.ID); lerr == nil {
+		m.mv.Step = cur.Step
+	}
 	if !flippedAlready(m.mv.Step) {
 		if rbErr := m.rollback(context.WithoutCancel(ctx), err); rbErr != nil {
 			return fmt.Errorf("%w (and rolling back: %w)", err, rbErr)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ordo-pipeline/ordo/internal/failpoint"
 	"github.com/ordo-pipeline/ordo/schema"
 )
@@ -53,10 +52,12 @@ var (
 	copyTimeout      = 30 * time.Minute // for one shard's copy
 )
 
-// mover executes one move. It holds the move's catalog lock for its whole
-// life, so no other process executes the same move meanwhile.
+// mover executes one move. catalog is the session that holds the move's
+// lock: every catalog write of the move goes through it, so once that
+// session is gone (and another process may take the move over) this one
+// can no longer change the move.
 type mover struct {
-	catalog *pgxpool.Pool
+	catalog *pgx.Conn
 	log     *slog.Logger
 	mv      moveRow
 	urls    map[string]string // node name → URL
@@ -87,8 +88,8 @@ func (m *mover) run(ctx context.Context) error {
 		do   func(context.Context) error
 	}{
 		{StepPlanned, m.prepareTarget},
-		{StepTargetReady, m.fenceSource},
-		{StepFenced, m.flip},
+		{StepTargetReady, m.fenceAndFlip},
+		{StepFenced, m.fenceAndFlip}, // resuming after a crash between the two
 		{StepFlipped, m.copy},
 		{StepCopied, m.dropSource},
 		{StepSourceDropped, m.finish},
@@ -139,17 +140,29 @@ func (m *mover) targetConn(ctx context.Context) (*pgx.Conn, error) {
 	return m.target, nil
 }
 
-// setStep records that the move reached step, in tx when given.
-func (m *mover) setStep(ctx context.Context, q interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, step string) error {
-	if q == nil {
-		q = m.catalog
+// setStep records that the move reached step, then acts on it (reached).
+func (m *mover) setStep(ctx context.Context, step string) error {
+	if err := recordStep(ctx, m.catalog, m.mv.ID, step); err != nil {
+		return err
 	}
-	_, err := q.Exec(ctx, `UPDATE ordo_catalog.moves SET step = $2, updated_at = now(), error = NULL WHERE id = $1`, m.mv.ID, step)
-	if err != nil {
+	m.reached(step)
+	return nil
+}
+
+// recordStep writes step into the move's row, in q: the move's session, or
+// a transaction that also makes the step's change.
+func recordStep(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, id int64, step string) error {
+	if _, err := q.Exec(ctx, `UPDATE ordo_catalog.moves SET step = $2, updated_at = now(), error = NULL WHERE id = $1`, id, step); err != nil {
 		return fmt.Errorf("recording step %s: %w", step, err)
 	}
+	return nil
+}
+
+// reached does what follows a step once it is committed: the log line,
+// the step's duration, and the step's fail point.
+func (m *mover) reached(step string) {
 	m.log.Info("move step", "move", m.mv.ID, "shard", m.mv.Shard, "source", m.mv.Source, "target", m.mv.Target, "step", step)
 	if m.metrics != nil && !m.stepFrom.IsZero() {
 		m.metrics.stepSeconds.WithLabelValues(step).Observe(time.Since(m.stepFrom).Seconds())
@@ -157,11 +170,12 @@ func (m *mover) setStep(ctx context.Context, q interface {
 	m.stepFrom = time.Now()
 	m.mv.Step = step
 	failpoint.Hit("move.after_" + step)
-	return nil
 }
 
-// prepareTarget migrates the target and creates the shard's table there
-// at the new epoch. Nothing writes to it until the flip.
+// prepareTarget migrates the target and makes the shard's table there
+// afresh at the new epoch: a table left by an earlier, abandoned move or
+// bootstrap would keep its old epoch. Nothing writes to it until the flip,
+// so dropping it loses nothing.
 func (m *mover) prepareTarget(ctx context.Context) error {
 	if err := m.migrator.one(ctx, m.mv.Target, m.urls[m.mv.Target]); err != nil {
 		return fmt.Errorf("migrating target: %w", err)
@@ -170,10 +184,13 @@ func (m *mover) prepareTarget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := schema.Drop(ctx, conn, m.mv.Shard); err != nil {
+		return err
+	}
 	if err := schema.Create(ctx, conn, m.mv.Shard, m.mv.ToEpoch); err != nil {
 		return err
 	}
-	return m.setStep(ctx, nil, StepTargetReady)
+	return m.setStep(ctx, StepTargetReady)
 }
 
 // fenceSource makes the source table refuse new rows, after waiting for
@@ -194,7 +211,7 @@ func (m *mover) fenceSource(ctx context.Context) error {
 			return schema.Fence(ctx, tx, m.mv.Shard)
 		})
 		if lastErr == nil {
-			return m.setStep(ctx, nil, StepFenced)
+			return m.setStep(ctx, StepFenced)
 		}
 		if !isLockTimeout(lastErr) {
 			return lastErr
@@ -204,12 +221,69 @@ func (m *mover) fenceSource(ctx context.Context) error {
 	return fmt.Errorf("fencing shard %d on %s: %w", m.mv.Shard, m.mv.Source, lastErr)
 }
 
+// fenceTimeout bounds fencing and flipping together.
+func fenceTimeout() time.Duration {
+	return time.Duration(fenceAttempts)*fenceLockTimeout + 30*time.Second
+}
+
+// fenceAndFlip fences the source and flips the catalog to the target as
+// one critical section: an interruption (SIGTERM) does not stop it midway,
+// and when the flip fails the fence is lifted again, so that the shard
+// does not refuse writes while nobody moves it. Only SIGKILL between the
+// two leaves the source fenced and unflipped; the next run resumes such
+// moves first.
+func (m *mover) fenceAndFlip(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fenceTimeout())
+	defer cancel()
+	if m.mv.Step == StepTargetReady {
+		if err := m.fenceSource(ctx); err != nil {
+			return err
+		}
+	}
+	err := m.flip(ctx)
+	if err == nil {
+		return nil
+	}
+	// Lift the fence only once the catalog says the flip did not commit:
+	// unfencing a flipped shard would let old maps write behind new rows.
+	var node string
+	var epoch int64
+	if cerr := m.catalog.QueryRow(ctx, `SELECT node, epoch FROM ordo_catalog.shards WHERE shard = $1`, m.mv.Shard).Scan(&node, &epoch); cerr != nil {
+		return fmt.Errorf("%w (the source stays fenced until a run resumes the move: %w)", err, cerr)
+	}
+	if node == m.mv.Target && epoch == m.mv.ToEpoch {
+		m.reached(StepFlipped) // the commit went through after all
+		return nil
+	}
+	if uerr := m.unfence(ctx); uerr != nil {
+		return fmt.Errorf("%w (and lifting the fence: %w)", err, uerr)
+	}
+	return err
+}
+
+// unfence lifts the source's fence and records the move as back at
+// target_ready, for a move that has not flipped.
+func (m *mover) unfence(ctx context.Context) error {
+	src, err := m.sourceConn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := schema.Unfence(ctx, src, m.mv.Shard); err != nil {
+		return err
+	}
+	if err := recordStep(ctx, m.catalog, m.mv.ID, StepTargetReady); err != nil {
+		return err
+	}
+	m.mv.Step = StepTargetReady
+	return nil
+}
+
 // flip points the catalog at the target with the new epoch, in state
 // moving: new writes go to the target at once, and no worker delivers the
 // shard until the copy is done. The step is recorded in the same
 // transaction.
 func (m *mover) flip(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, m.catalog, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, m.catalog, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE ordo_catalog.shards SET node = $2, epoch = $3, state = 'moving', updated_at = now()
 			WHERE shard = $1 AND node = $4 AND epoch = $5`, m.mv.Shard, m.mv.Target, m.mv.ToEpoch, m.mv.Source, m.mv.FromEpoch)
 		if err != nil {
@@ -225,8 +299,13 @@ func (m *mover) flip(ctx context.Context) error {
 				return fmt.Errorf("shard %d is on %s at epoch %d, not on %s at epoch %d as the move expects", m.mv.Shard, node, epoch, m.mv.Source, m.mv.FromEpoch)
 			}
 		}
-		return m.setStep(ctx, tx, StepFlipped)
+		return recordStep(ctx, tx, m.mv.ID, StepFlipped)
 	})
+	if err != nil {
+		return err
+	}
+	m.reached(StepFlipped)
+	return nil
 }
 
 // lockShard takes shard's advisory lock on conn, waiting up to
