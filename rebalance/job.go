@@ -204,14 +204,13 @@ func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, nm *nodeMi
 		Queues:  map[string]river.QueueConfig{Queue: {MaxWorkers: concurrency}},
 		Workers: workers,
 		Schema:  migrations.RiverSchema,
-		// A move killed with its process is started again by the next
-		// rebalance run straight away (see resume); the rescuer only tidies
-		// the dead job up. A rescued job whose move is running elsewhere
-		// snoozes on the move lock.
-		RescueStuckJobsAfter: time.Minute,
-		JobTimeout:           -1,
-		FetchCooldown:        50 * time.Millisecond,
-		FetchPollInterval:    200 * time.Millisecond,
+		// Moves have no timeout, so River's rescuer never touches their
+		// jobs: a move killed with its process is given a fresh job by the
+		// next run, or by a run waiting on it (see orphanJobs), and its
+		// dead job stays behind as running.
+		JobTimeout:        -1,
+		FetchCooldown:     50 * time.Millisecond,
+		FetchPollInterval: 200 * time.Millisecond,
 	})
 }
 

@@ -221,3 +221,25 @@ func TestFailPoints(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenMoveToRemovedNode kills a scale-out mid-move, then asks for the
+// new node to be removed again: the open move finishes first, then its
+// shard is planned back, and the run converges with every row in place.
+func TestOpenMoveToRemovedNode(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 2)
+	b.run(t, b.config(t, 4, 1))
+	written := b.fill(t, 5)
+	base := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_SHARDS=4", "ORDO_LOG_LEVEL=warn"}
+
+	out, ps := runProcess(t, append(base, "ORDO_NODES="+b.nodesEnv(1, 2), "ORDO_FAILPOINTS=move.after_"+StepFlipped))
+	if !killed(ps) {
+		t.Fatalf("scale out with a fail point: %v, want killed\n%s", ps, out)
+	}
+	out, ps = runProcess(t, append(base, "ORDO_NODES="+b.nodesEnv(1)))
+	if ps.ExitCode() != 0 {
+		t.Fatalf("scale back in: exit %d\n%s", ps.ExitCode(), out)
+	}
+	b.checkPlacement(t, 1)
+	b.checkRows(t, written)
+}

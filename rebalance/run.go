@@ -2,6 +2,7 @@ package rebalance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ import (
 	"github.com/ordo-pipeline/ordo/migrations"
 	"github.com/ordo-pipeline/ordo/shard"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Options are the command-line choices of one rebalance run.
@@ -99,20 +100,27 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			return fmt.Errorf("serving metrics: %w", err)
 		}
 	}
-	var client *river.Client[pgx.Tx]
+	client, err := newRiverClient(pool, log, m, nm, opts.Concurrency, opts.PerSource)
+	if err != nil {
+		return fmt.Errorf("preparing move executor: %w", err)
+	}
+	started := false
 	defer func() {
-		if client != nil {
+		if started {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWait)
 			defer cancel()
 			_ = client.Stop(stopCtx)
 		}
 	}()
 	for round := 1; ; round++ {
+		if round > maxRounds {
+			return fmt.Errorf("not converged after %d rounds of moves", maxRounds)
+		}
 		var open []int64
 		converged := false
 		err := withCatalogLock(ctx, pool, func(conn *pgx.Conn) error {
 			var err error
-			open, converged, err = prepare(ctx, conn, cfg, nm, opts)
+			open, converged, err = prepare(ctx, conn, cfg, nm, client, opts)
 			return err
 		})
 		if err != nil {
@@ -122,19 +130,13 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			fmt.Fprintf(opts.Out, "converged: %s\n", summaryLine(ctx, pool))
 			return nil
 		}
-		if round > maxRounds {
-			return fmt.Errorf("not converged after %d rounds of moves", maxRounds)
-		}
-		if client == nil {
-			client, err = newRiverClient(pool, log, m, nm, opts.Concurrency, opts.PerSource)
-			if err != nil {
-				return fmt.Errorf("starting move executor: %w", err)
-			}
+		if !started {
 			if err := client.Start(ctx); err != nil {
 				return fmt.Errorf("starting move executor: %w", err)
 			}
+			started = true
 		}
-		if err := wait(ctx, pool, open, opts); err != nil {
+		if err := wait(ctx, pool, client, open, opts); err != nil {
 			return err
 		}
 	}
@@ -143,7 +145,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 // prepare runs under the catalog lock: it bootstraps or migrates, records
 // node changes, and enqueues moves. It returns the moves to wait for, or
 // converged when there are none and nothing is left to do.
-func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator, opts Options) (open []int64, converged bool, err error) {
+func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator, client *river.Client[pgx.Tx], opts Options) (open []int64, converged bool, err error) {
 	log := opts.Logger
 	snap, err := shard.Load(ctx, conn)
 	if errors.Is(err, shard.ErrNotBootstrapped) {
@@ -174,7 +176,13 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator,
 	if err != nil {
 		return nil, false, err
 	}
-	plan := Plan(effectivePlacement(snap, openMoves), names(cfg.DesiredNodes()))
+	// New moves are planned only once no move is open: an open move may
+	// target a node that is no longer wanted, and its shard must finish
+	// moving before it is planned again.
+	var plan []Move
+	if len(openMoves) == 0 {
+		plan = Plan(effectivePlacement(snap, openMoves), names(cfg.DesiredNodes()))
+	}
 	if len(openMoves) == 0 && len(plan) == 0 {
 		if err := ensureTables(ctx, snap, cfg.DesiredNodes()); err != nil {
 			return nil, false, err
@@ -198,36 +206,18 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator,
 			open = append(open, id)
 			jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: id}, InsertOpts: &river.InsertOpts{Priority: priorityNew}})
 		}
-		// Open moves whose executor is gone (a killed run) get a fresh job;
-		// one still executing elsewhere is only waited for.
 		for _, mv := range openMoves {
 			open = append(open, mv.ID)
-			busy, err := moveBusy(ctx, tx, mv.ID)
-			if err != nil {
-				return err
-			}
-			if !busy {
-				log.Info("resuming move", "move", mv.ID, "shard", mv.Shard, "source", mv.Source, "target", mv.Target, "step", mv.Step)
-				if mv.State == "failed" {
-					if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now() WHERE id = $1`, mv.ID); err != nil {
-						return fmt.Errorf("reopening move %d: %w", mv.ID, err)
-					}
-				}
-				prio := priorityNew
-				if stepOrder[mv.Step] >= stepOrder[StepFenced] {
-					prio = priorityFenced // its shard refuses writes until it flips
-				}
-				jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: mv.ID}, InsertOpts: &river.InsertOpts{Priority: prio}})
-			}
 		}
+		resumed, err := orphanJobs(ctx, tx, client, openMoves, opts.Logger)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, resumed...)
 		if len(jobs) == 0 {
 			return nil
 		}
-		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{Schema: migrations.RiverSchema})
-		if err != nil {
-			return fmt.Errorf("preparing move jobs: %w", err)
-		}
-		if _, err := inserter.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := client.InsertManyTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("enqueueing move jobs: %w", err)
 		}
 		return nil
@@ -322,6 +312,69 @@ func effectivePlacement(snap *shard.Snapshot, open []moveRow) []string {
 		out[mv.Shard] = mv.Target
 	}
 	return out
+}
+
+// orphanJobs returns a fresh job for every open move that nobody executes
+// (its lock is free) and that has no job waiting to run: the moves of a
+// killed run. River does not rescue them: move jobs have no timeout.
+func orphanJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], moves []moveRow, log *slog.Logger) ([]river.InsertManyParams, error) {
+	if len(moves) == 0 {
+		return nil, nil
+	}
+	queued, err := client.JobListTx(ctx, tx, river.NewJobListParams().Kinds(MoveArgs{}.Kind()).First(10000).
+		States(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateScheduled, rivertype.JobStateRetryable))
+	if err != nil {
+		return nil, fmt.Errorf("listing move jobs: %w", err)
+	}
+	waiting := map[int64]bool{}
+	for _, j := range queued.Jobs {
+		var a MoveArgs
+		if json.Unmarshal(j.EncodedArgs, &a) == nil {
+			waiting[a.MoveID] = true
+		}
+	}
+	var jobs []river.InsertManyParams
+	for _, mv := range moves {
+		if waiting[mv.ID] {
+			continue
+		}
+		busy, err := moveBusy(ctx, tx, mv.ID)
+		if err != nil || busy {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		log.Info("resuming move", "move", mv.ID, "shard", mv.Shard, "source", mv.Source, "target", mv.Target, "step", mv.Step)
+		if mv.State == "failed" {
+			if _, err := tx.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now() WHERE id = $1`, mv.ID); err != nil {
+				return nil, fmt.Errorf("reopening move %d: %w", mv.ID, err)
+			}
+		}
+		prio := priorityNew
+		if stepOrder[mv.Step] >= stepOrder[StepFenced] {
+			prio = priorityFenced // its shard refuses writes until it flips
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: MoveArgs{MoveID: mv.ID}, InsertOpts: &river.InsertOpts{Priority: prio}})
+	}
+	return jobs, nil
+}
+
+// resumeOrphans enqueues jobs for the open moves nobody executes, for a
+// run waiting on moves that a concurrent run was executing when it died.
+func resumeOrphans(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], log *slog.Logger) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		moves, err := loadOpenMoves(ctx, tx)
+		if err != nil {
+			return err
+		}
+		jobs, err := orphanJobs(ctx, tx, client, moves, log)
+		if err != nil || len(jobs) == 0 {
+			return err
+		}
+		_, err = client.InsertManyTx(ctx, tx, jobs)
+		return err
+	})
 }
 
 // moveBusy reports whether some process holds move id's lock, i.e. is

@@ -8,20 +8,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 )
 
 // shutdownWait bounds how long an interrupted run waits for moves in
 // flight to reach a step boundary before exiting.
 const shutdownWait = 10 * time.Second
 
+// resumeEvery is how often a waiting run looks for abandoned moves.
+const resumeEvery = 3 * time.Second
+
 // wait polls the catalog until every move in ids is done or failed,
 // showing progress, and returns an error naming the moves that failed.
-func wait(ctx context.Context, pool *pgxpool.Pool, ids []int64, opts Options) error {
+func wait(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], ids []int64, opts Options) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	start := time.Now()
 	lastPlain := time.Time{}
+	lastResume := time.Now()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -42,6 +47,13 @@ func wait(ctx context.Context, pool *pgxpool.Pool, ids []int64, opts Options) er
 				fmt.Fprintln(opts.Out)
 			}
 			return p.err()
+		}
+		// A concurrent run that executed some of these moves may have died.
+		if time.Since(lastResume) > resumeEvery {
+			if err := resumeOrphans(ctx, pool, client, opts.Logger); err != nil {
+				opts.Logger.Warn("resuming abandoned moves failed", "error", err)
+			}
+			lastResume = time.Now()
 		}
 		select {
 		case <-ctx.Done():
