@@ -33,7 +33,15 @@ type Map struct {
 	cur    atomic.Pointer[Snapshot]
 	loaded atomic.Int64 // unix nanos of the last successful load
 
-	refreshMu sync.Mutex
+	// load reads the catalog; Load, but tests may stand in for it.
+	load func(context.Context, Querier) (*Snapshot, error)
+
+	// refreshing holds a token while a reload runs, so that callers of
+	// Refresh take turns and can give up waiting when their ctx ends.
+	refreshing chan struct{}
+	// lastStart is when the last successful reload began. Only the holder
+	// of the refreshing token reads or writes it.
+	lastStart time.Time
 
 	subMu sync.Mutex
 	subs  []chan struct{}
@@ -47,7 +55,7 @@ func NewMap(pool *pgxpool.Pool, cfg MapConfig) *Map {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Map{pool: pool, cfg: cfg}
+	return &Map{pool: pool, cfg: cfg, load: Load, refreshing: make(chan struct{}, 1)}
 }
 
 // Current returns the latest snapshot, or nil before the first load.
@@ -62,20 +70,29 @@ func (m *Map) LoadedAt() time.Time {
 	return time.Unix(0, n)
 }
 
-// Refresh reloads the map now. Concurrent callers share one reload: a
-// caller that waited while another reload ran returns once it is done,
-// without reloading again.
+// Refresh reloads the map now. Concurrent callers share reloads: a caller
+// that waited while another reload ran returns without reloading again
+// when that reload began after the caller asked, as its result is then at
+// least as new as the caller needs; a reload that began before the caller
+// asked does not count. Refresh returns ctx's error when ctx ends while it
+// waits for another caller's reload.
 func (m *Map) Refresh(ctx context.Context) error {
 	asked := time.Now()
-	m.refreshMu.Lock()
-	defer m.refreshMu.Unlock()
-	if m.LoadedAt().After(asked) {
+	select {
+	case m.refreshing <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-m.refreshing }()
+	if !m.lastStart.IsZero() && !m.lastStart.Before(asked) {
 		return nil
 	}
-	s, err := Load(ctx, m.pool)
+	began := time.Now()
+	s, err := m.load(ctx, m.pool)
 	if err != nil {
 		return err
 	}
+	m.lastStart = began
 	m.cur.Store(s)
 	m.loaded.Store(time.Now().UnixNano())
 	m.notify()
@@ -153,8 +170,8 @@ func (m *Map) listen(ctx context.Context) error {
 }
 
 // refreshTimeout bounds one background reload, so a catalog that stops
-// answering without closing the connection cannot hold the refresh lock
-// that callers of Refresh wait on.
+// answering without closing the connection does not hold up, for long,
+// the callers of Refresh that wait their turn.
 const refreshTimeout = 10 * time.Second
 
 func (m *Map) refreshBounded(ctx context.Context) error {

@@ -66,7 +66,7 @@ func (s *Store) snapshot(ctx context.Context) (*shard.Snapshot, error) {
 	if snap := s.m.Current(); snap != nil {
 		return snap, nil
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.m.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("%w: loading shard map: %w", ErrUnavailable, err)
 	}
 	snap := s.m.Current()
@@ -174,7 +174,7 @@ func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, by
 func (s *Store) awaitMove(ctx context.Context, old *shard.Snapshot, stale []routed) (*shard.Snapshot, error) {
 	wait := 5 * time.Millisecond
 	for {
-		err := s.refresh(ctx)
+		err := s.m.Refresh(ctx)
 		if snap := s.m.Current(); err == nil && snap != nil && moved(old, snap, stale) {
 			return snap, nil
 		}
@@ -186,20 +186,6 @@ func (s *Store) awaitMove(ctx context.Context, old *shard.Snapshot, stale []rout
 		case <-t.C:
 		}
 		wait = min(2*wait, 200*time.Millisecond)
-	}
-}
-
-// refresh reloads the map, returning when ctx ends even if a reload that
-// Refresh waits for (another caller's, which it shares) hangs on a
-// catalog that does not answer.
-func (s *Store) refresh(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- s.m.Refresh(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return context.Cause(ctx)
 	}
 }
 

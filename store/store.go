@@ -86,7 +86,8 @@ func (c Config) WithDefaults() Config {
 type Placement interface {
 	// Current returns the latest snapshot, or nil before the first load.
 	Current() *shard.Snapshot
-	// Refresh reloads the map from the catalog.
+	// Refresh reloads the map from the catalog, or returns ctx's error
+	// once ctx ends, even while it waits for another caller's reload.
 	Refresh(ctx context.Context) error
 }
 
