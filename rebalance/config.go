@@ -28,6 +28,9 @@ type Config struct {
 
 // Validate checks the settings and parses the node list.
 func (c *Config) Validate() error {
+	if err := dsn.Check(c.CatalogURL); err != nil {
+		return &cli.SettingError{Var: "ORDO_CATALOG_URL", Msg: err.Error()}
+	}
 	nodes, err := dsn.ParseNodes(c.Nodes)
 	if err != nil {
 		return &cli.SettingError{Var: "ORDO_NODES", Msg: err.Error()}

@@ -116,16 +116,21 @@ func pipe(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int64, 
 		done <- err
 	}()
 	tag, err := dst.CopyFrom(ctx, r, in)
-	r.CloseWithError(errors.New("copy target finished")) //nolint:errcheck // always nil
+	r.CloseWithError(errTargetDone) //nolint:errcheck // always nil
 	srcErr := <-done
-	if srcErr != nil {
-		return 0, fmt.Errorf("reading source: %w", srcErr)
-	}
-	if err != nil {
+	switch {
+	case err != nil:
+		// The source then fails on the closed pipe: the target's error is
+		// the one that says what went wrong.
 		return 0, fmt.Errorf("writing target: %w", err)
+	case srcErr != nil:
+		return 0, fmt.Errorf("reading source: %w", srcErr)
 	}
 	return tag.RowsAffected(), nil
 }
+
+// errTargetDone closes the pipe once the target's COPY has ended.
+var errTargetDone = errors.New("copy target finished")
 
 // verify compares count and checksum of srcSQL on src with dstSQL on dst.
 func verify(ctx context.Context, src *pgx.Conn, dst pgx.Tx, srcSQL, dstSQL string) error {

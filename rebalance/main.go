@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
+	"github.com/ordo-pipeline/ordo/internal/dsn"
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
@@ -33,8 +34,13 @@ type StatusConfig struct {
 	Log        cli.LogConfig
 }
 
-// Validate checks the log settings.
-func (c *StatusConfig) Validate() error { return c.Log.Validate() }
+// Validate checks the catalog URL and the log settings.
+func (c *StatusConfig) Validate() error {
+	if err := dsn.Check(c.CatalogURL); err != nil {
+		return &cli.SettingError{Var: "ORDO_CATALOG_URL", Msg: err.Error()}
+	}
+	return c.Log.Validate()
+}
 
 // Main is the rebalance program: it parses args and the environment, runs,
 // and exits with the contract's status codes.
@@ -86,9 +92,6 @@ func Main(args []string) {
 		Logger:      log,
 		MetricsAddr: *metricsAddr,
 	})
-	if err != nil {
-		log.Error("rebalance failed", "error", err)
-	}
 	cli.Exit("rebalance", err)
 }
 

@@ -21,11 +21,9 @@ func (c LogConfig) Validate() error {
 	default:
 		return &SettingError{Var: "ORDO_LOG_FORMAT", Msg: "must be text or json, not " + quote(c.Format)}
 	}
-	var l slog.Level
-	if c.Level == "" {
-		return nil
-	}
-	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
+	switch strings.ToLower(c.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
 		return &SettingError{Var: "ORDO_LOG_LEVEL", Msg: "must be debug, info, warn or error, not " + quote(c.Level)}
 	}
 	return nil

@@ -3,10 +3,14 @@
 package dsn
 
 import (
+	"errors"
+
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Redact returns s with any password replaced by "xxxxx", for logs and
@@ -30,6 +34,20 @@ func Redact(s string) string {
 
 var kvPassword = regexp.MustCompile(`password=\S+`)
 
+// Check reports whether s is a Postgres connection string pgx can use,
+// without connecting. Its error holds no password.
+func Check(s string) error {
+	if _, err := pgconn.ParseConfig(s); err != nil {
+		return errors.New(firstLine(Redact(err.Error())))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
 // Node is one storage node: a name and its Postgres URL.
 type Node struct {
 	Name string
@@ -46,6 +64,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 func ParseNodes(s string) ([]Node, error) {
 	var nodes []Node
 	seen := map[string]bool{}
+	databases := map[string]string{} // host:port/db → node name
 	for i, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -67,6 +86,16 @@ func ParseNodes(s string) ([]Node, error) {
 		if err != nil || (parsed.Scheme != "postgres" && parsed.Scheme != "postgresql") || parsed.Host == "" {
 			return nil, fmt.Errorf("node %q: %q is not a postgres:// URL", name, Redact(u))
 		}
+		cfg, err := pgconn.ParseConfig(u)
+		if err != nil {
+			return nil, fmt.Errorf("node %q: %s", name, firstLine(Redact(err.Error())))
+		}
+		// Two names for one database would move shards onto themselves.
+		id := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+		if other, dup := databases[id]; dup {
+			return nil, fmt.Errorf("nodes %q and %q are the same database (%s)", other, name, id)
+		}
+		databases[id] = name
 		nodes = append(nodes, Node{Name: name, URL: u})
 	}
 	return nodes, nil

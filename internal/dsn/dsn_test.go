@@ -1,6 +1,9 @@
 package dsn
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRedact(t *testing.T) {
 	t.Parallel()
@@ -29,5 +32,34 @@ func TestParseNodes(t *testing.T) {
 		if _, err := ParseNodes(bad); err == nil {
 			t.Errorf("ParseNodes(%q) succeeded, want an error", bad)
 		}
+	}
+}
+
+func TestParseNodesRefusesBadURLsAndTwinNodes(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{
+		"a=postgres://h:notaport/db",
+		"a=postgres://h/db?sslmode=bogus",
+		"a=postgres://h:5432/db,b=postgres://u:p@h:5432/db?sslmode=disable",
+	} {
+		if _, err := ParseNodes(bad); err == nil {
+			t.Errorf("ParseNodes(%q) succeeded, want an error", bad)
+		} else if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), ":p@") {
+			t.Errorf("ParseNodes(%q) error %q is not one line without the password", bad, err)
+		}
+	}
+	if _, err := ParseNodes("a=postgres://h:5432/db1,b=postgres://h:5432/db2"); err != nil {
+		t.Errorf("two databases on one server: %v", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	if err := Check("postgres://u:secret@h:5432/db?sslmode=disable"); err != nil {
+		t.Errorf("Check(good) = %v", err)
+	}
+	err := Check("postgres://u:secret@h:notaport/db")
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Check(bad port) = %v, want an error without the password", err)
 	}
 }
