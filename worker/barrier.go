@@ -73,9 +73,9 @@ func (ln *lane) stalled(now time.Time) bool {
 
 // spill drops the lane's rows from memory, remembering the range they span
 // so that they can be read again. It returns how many rows it dropped.
-func (ln *lane) spill() []*row {
-	dropped := ln.rows
-	for _, r := range dropped {
+func (ln *lane) spill() int {
+	dropped := len(ln.rows)
+	for _, r := range ln.rows {
 		if !ln.spilled || r.pos.less(ln.spillFrom) {
 			ln.spillFrom = r.pos
 		}

@@ -51,10 +51,13 @@
 // succeeds, so only the event actually refused is dead-lettered. Lanes of a
 // request that failed retryably are likewise retried alone.
 //
-// Sequence numbers are drawn when a row is inserted, not when it commits,
-// so a writer's row may become visible behind the read cursor. Each read
-// records the transactions in progress in its snapshot; once they have all
-// ended, the range read is scanned again for rows not seen.
+// Reading relies on writers: every insert into a shard table holds the
+// shard's transaction-level write lock (schema.LockForWrite) from before it
+// draws sequence numbers until it commits, so a shard's rows become visible
+// in (epoch, seq) order and none ever appears behind the read cursor. Each
+// read is one statement, and each row is read once (again only after its
+// lane spilled it). Rebalance copies rows of older epochs into a target
+// table only while the shard is 'moving', when no worker holds it.
 //
 // # Queue hygiene
 //

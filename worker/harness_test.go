@@ -496,6 +496,13 @@ func (h *hook) distinct() int {
 	return len(h.first)
 }
 
+// deliveries returns how many events were delivered, copies included.
+func (h *hook) deliveries() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.delivered)
+}
+
 // checkOrder fails the test if, for some key, an event was first delivered
 // after a later event of the same key was.
 func (h *hook) checkOrder(t *testing.T) {

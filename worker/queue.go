@@ -59,94 +59,19 @@ func scanRows(rows pgx.Rows) ([]*row, error) {
 	return out, rows.Err()
 }
 
-// readRows returns up to limit rows of shard after cursor, in order, and the
-// transactions that were in progress when they were read: rows those
-// transactions commit later may sit before the new cursor (their sequence
-// numbers were drawn before they committed), so the caller rescans the range
-// once they have ended. Both come from one snapshot.
-func readRows(ctx context.Context, conn *pgx.Conn, shard int, after pos, limit int) ([]*row, []int64, error) {
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
-	b.Queue(`SELECT array(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) x)`)
-	b.Queue(`SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
+// readRows returns up to limit rows of shard after cursor, in order. Every
+// writer holds the shard's write lock (schema.LockForWrite) until it
+// commits, so rows become visible in this order: none can appear behind the
+// cursor later.
+func readRows(ctx context.Context, conn *pgx.Conn, shard int, after pos, limit int) ([]*row, error) {
+	rows, err := conn.Query(ctx, `SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
 		WHERE (epoch, seq) > ($1, $2) ORDER BY epoch, seq LIMIT $3`, after.epoch, after.seq, limit)
-	b.Queue(`COMMIT`)
-	br := conn.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, fmt.Errorf("reading shard %d: %w", shard, err)
-	}
-	var xip []int64
-	if err := br.QueryRow().Scan(&xip); err != nil {
-		return nil, nil, fmt.Errorf("reading shard %d snapshot: %w", shard, err)
-	}
-	rs, err := br.Query()
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading shard %d: %w", shard, err)
+		return nil, fmt.Errorf("reading shard %d: %w", shard, err)
 	}
-	out, err := scanRows(rs)
+	out, err := scanRows(rows)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading shard %d: %w", shard, err)
-	}
-	if _, err := br.Exec(); err != nil {
-		return nil, nil, fmt.Errorf("reading shard %d: %w", shard, err)
-	}
-	return out, xip, br.Close()
-}
-
-// stillRunning returns those of xids that the current snapshot does not see
-// as finished.
-func stillRunning(ctx context.Context, conn *pgx.Conn, xids []int64) (map[int64]bool, error) {
-	rows, err := conn.Query(ctx, `SELECT x FROM unnest($1::bigint[]) x
-		WHERE NOT pg_visible_in_snapshot(x::text::xid8, pg_current_snapshot())`, xids)
-	if err != nil {
-		return nil, fmt.Errorf("checking transactions: %w", err)
-	}
-	running, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("checking transactions: %w", err)
-	}
-	m := make(map[int64]bool, len(running))
-	for _, x := range running {
-		m[x] = true
-	}
-	return m, nil
-}
-
-// positionsBetween returns the positions of shard's rows in (from, to].
-func positionsBetween(ctx context.Context, conn *pgx.Conn, shard int, from, to pos) ([]pos, error) {
-	rows, err := conn.Query(ctx, `SELECT epoch, seq FROM `+schema.Table(shard).Sanitize()+`
-		WHERE (epoch, seq) > ($1, $2) AND (epoch, seq) <= ($3, $4) ORDER BY epoch, seq`,
-		from.epoch, from.seq, to.epoch, to.seq)
-	if err != nil {
-		return nil, fmt.Errorf("rescanning shard %d: %w", shard, err)
-	}
-	var out []pos
-	var p pos
-	_, err = pgx.ForEachRow(rows, []any{&p.epoch, &p.seq}, func() error {
-		out = append(out, p)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rescanning shard %d: %w", shard, err)
-	}
-	return out, nil
-}
-
-// fetchRows returns the rows of shard at ps that still exist, in order.
-func fetchRows(ctx context.Context, conn *pgx.Conn, shard int, ps []pos) ([]*row, error) {
-	var out []*row
-	for _, g := range byEpoch(ps) {
-		rows, err := conn.Query(ctx, `SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
-			WHERE epoch = $1 AND seq = ANY($2::bigint[]) ORDER BY epoch, seq`, g.epoch, g.seqs)
-		if err != nil {
-			return nil, fmt.Errorf("fetching shard %d rows: %w", shard, err)
-		}
-		rs, err := scanRows(rows)
-		if err != nil {
-			return nil, fmt.Errorf("fetching shard %d rows: %w", shard, err)
-		}
-		out = append(out, rs...)
+		return nil, fmt.Errorf("reading shard %d: %w", shard, err)
 	}
 	return out, nil
 }

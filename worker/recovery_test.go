@@ -14,51 +14,83 @@ import (
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
-// TestLateCommitDelivered checks that a row whose transaction drew its
-// sequence number first but committed after later rows were read (two
-// gateways writing at once) is still delivered.
-func TestLateCommitDelivered(t *testing.T) {
+// TestWriteLockKeepsCommitOrder checks the premise the worker's reads rely
+// on (there is no rescan behind the cursor): a writer holding a shard's
+// write lock with a row inserted makes a second writer of the shard wait
+// until it commits, so the second row cannot become visible first; and the
+// worker, reading all along, delivers both rows, in order.
+func TestWriteLockKeepsCommitOrder(t *testing.T) {
 	t.Parallel()
 	h := newHook(t, nil)
 	b := setup(t, 4, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
-	// Two keys of the same shard.
-	late := "late"
-	var early string
-	for i := 0; ; i++ {
-		early = fmt.Sprintf("early%d", i)
-		if shard.For(early, 4) == shard.For(late, 4) {
-			break
-		}
-	}
-	s := shard.For(late, 4)
+	const key = "k"
+	s := shard.For(key, 4)
 	url := b.nodeURLs[b.snap.Shards[s].Node]
 	ctx := context.Background()
-	slow := b.connect(url)
-	tx, err := slow.Begin(ctx)
+	b.startWorker()
+
+	first := b.connect(url)
+	tx, err := first.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // committed below
-	insertRow(t, tx, s, event{Key: late, I: 0})
+	if err := writeRow(ctx, tx, s, event{Key: key, I: 0}); err != nil {
+		t.Fatal(err)
+	}
 
-	b.startWorker()
-	b.insert("web", []string{"hook"}, []event{{Key: early, I: 0}})
-	eventually(t, 10*time.Second, "the later row delivered", func() bool { return h.distinct() == 1 })
+	second := b.connect(url)
+	secondDone := make(chan error, 1)
+	go func() {
+		secondDone <- pgx.BeginFunc(ctx, second, func(tx pgx.Tx) error { return writeRow(ctx, tx, s, event{Key: key, I: 1}) })
+	}()
+	watch := b.connect(url)
+	eventually(t, 10*time.Second, "the second writer waits for the shard's write lock", func() bool {
+		var n int
+		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted AND classid = $1::oid AND objid = $2::oid AND objsubid = 2
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, schema.WriteLockClass, s).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	time.Sleep(300 * time.Millisecond) // several polls of the worker
+	select {
+	case err := <-secondDone:
+		t.Fatalf("the second writer finished (%v) while the first held the shard's write lock", err)
+	default:
+	}
+	if n := h.distinct(); n != 0 {
+		t.Fatalf("%d events delivered before either writer committed, want 0", n)
+	}
+
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the late-committed row delivered", func() bool { return h.distinct() == 2 })
+	select {
+	case err := <-secondDone:
+		if err != nil {
+			t.Fatalf("second writer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second writer still waits after the first committed")
+	}
+	eventually(t, 10*time.Second, "both rows delivered", func() bool { return h.distinct() == 2 })
+	h.checkOrder(t)
 }
 
-func insertRow(t *testing.T, tx pgx.Tx, s int, e event) {
-	t.Helper()
+// writeRow stores e for the hook destination in shard s as a gateway
+// writes: holding the shard's write lock.
+func writeRow(ctx context.Context, tx pgx.Tx, s int, e event) error {
+	if err := schema.LockForWrite(ctx, tx, []int{s}); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	payload := fmt.Sprintf(`{"type":"track","event":"e","userId":%q,"messageId":%q,"properties":{"i":%d}}`, e.Key, e.messageID(), e.I)
-	_, err := tx.CopyFrom(context.Background(), schema.Table(s), schema.Columns,
+	_, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns,
 		pgx.CopyFromRows([][]any{{e.Key, "web", "hook", e.messageID(), now, payload}}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	return err
 }
 
 // TestClaimConnectionLost checks that a worker whose claim connections are
@@ -111,6 +143,10 @@ func TestSpilledLanesRecover(t *testing.T) {
 	recovered.Store(true)
 	eventually(t, 30*time.Second, "every event delivered", func() bool { return h.distinct() == len(events) })
 	h.checkOrder(t)
+	// Spills and reloads never put a row in memory twice.
+	if n := h.deliveries(); n != len(events) {
+		t.Errorf("%d deliveries of %d events, want each delivered once", n, len(events))
+	}
 	eventually(t, 10*time.Second, "rows deleted", func() bool { return b.pending() == 0 })
 }
 

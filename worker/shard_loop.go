@@ -18,22 +18,12 @@ const (
 	flushRows = 1000
 	// reloadLimit is how many rows of a spilled lane one reload fetches.
 	reloadLimit = 200
-	// maxMarks bounds the read ranges waiting for their writers to end.
-	maxMarks = 64
 	// lagEvery is how often the lag gauge is updated.
 	lagEvery = time.Second
 )
 
 // errStopped is returned by a loop that ended because it was asked to.
 var errStopped = errors.New("released")
-
-// readMark is a range of rows read while some writers were in progress:
-// once those have ended, the range is read again for rows they committed
-// behind the cursor.
-type readMark struct {
-	from, to pos
-	xids     []int64
-}
 
 // sendResult is one finished request.
 type sendResult struct {
@@ -67,7 +57,6 @@ type shardLoop struct {
 	cancelSend context.CancelFunc
 
 	lanes    map[laneKey]*lane
-	known    map[pos]struct{}
 	buffered int
 	ready    map[*destination][]*lane
 	inflight map[*destination]int
@@ -81,8 +70,6 @@ type shardLoop struct {
 	cursor   pos
 	moreRows bool
 	nextRead time.Time
-	marks    []readMark
-	nextMark time.Time
 
 	acks     acks
 	ackLanes []*lane
@@ -110,7 +97,6 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 		sendCtx:    ctx,
 		cancelSend: cancel,
 		lanes:      map[laneKey]*lane{},
-		known:      map[pos]struct{}{},
 		ready:      map[*destination][]*lane{},
 		inflight:   map[*destination]int{},
 		results:    make(chan *sendResult, m.cfg.ShardConcurrency*max(1, len(m.destOrder))),
@@ -208,19 +194,13 @@ func (l *shardLoop) shouldStop(stopCh <-chan struct{}) string {
 }
 
 // step does the loop's work between waits: barriers that ended, reloads of
-// spilled lanes, rescans, reads, and new requests.
+// spilled lanes, reads, and new requests.
 func (l *shardLoop) step(now time.Time) error {
 	if !now.Before(l.nextWake) {
 		l.unblock(now)
 	}
 	if len(l.reloads) > 0 {
 		if err := l.reload(now); err != nil {
-			return err
-		}
-	}
-	if len(l.marks) > 0 && !now.Before(l.nextMark) {
-		l.nextMark = now.Add(l.tuning.Poll)
-		if err := l.settle(now); err != nil {
 			return err
 		}
 	}
@@ -259,9 +239,6 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 	}
 	earlier(l.nextWake)
 	earlier(l.nextLag)
-	if len(l.marks) > 0 {
-		earlier(l.nextMark)
-	}
 	return next
 }
 

@@ -7,8 +7,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Reading a shard into lanes: windows after the cursor, rescans behind it,
-// spills of stalled lanes and their reloads.
+// Reading a shard into lanes: windows after the cursor, spills of stalled
+// lanes and their reloads.
+//
+// A row is read once, unless its lane spills it: every writer holds the
+// shard's write lock (schema.LockForWrite) from before it draws sequence
+// numbers until it commits, so no row commits behind the cursor, and the
+// cursor only moves forward. A spilled lane holds no rows in memory from
+// the spill until its reload, which reads only the spilled range; rows read
+// after the cursor meanwhile join that range instead of the lane. So a row
+// is never in memory twice.
 
 // room is how many more rows the buffer takes.
 func (l *shardLoop) room() int { return l.tuning.Buffer - l.buffered }
@@ -30,10 +38,9 @@ func (l *shardLoop) read(now time.Time) error {
 	l.nextRead = now.Add(l.tuning.Poll)
 	limit := min(l.room(), l.tuning.Window)
 	var rows []*row
-	var xids []int64
 	err := l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
 		var err error
-		rows, xids, err = readRows(ctx, conn, l.shard, l.cursor, limit)
+		rows, err = readRows(ctx, conn, l.shard, l.cursor, limit)
 		return err
 	})
 	if err != nil {
@@ -42,11 +49,7 @@ func (l *shardLoop) read(now time.Time) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	from := l.cursor
 	l.cursor = rows[len(rows)-1].pos
-	if len(xids) > 0 {
-		l.addMark(readMark{from: from, to: l.cursor, xids: xids})
-	}
 	for _, r := range rows {
 		l.add(r, now, false)
 	}
@@ -54,97 +57,9 @@ func (l *shardLoop) read(now time.Time) error {
 	return nil
 }
 
-func (l *shardLoop) addMark(m readMark) {
-	if len(l.marks) == 0 {
-		l.nextMark = time.Now().Add(l.tuning.Poll)
-	}
-	l.marks = append(l.marks, m)
-	if len(l.marks) > maxMarks {
-		a, b := l.marks[0], l.marks[1]
-		l.marks[1] = readMark{from: a.from, to: b.to, xids: append(a.xids, b.xids...)}
-		l.marks = l.marks[1:]
-	}
-}
-
-// settle reads again the ranges whose writers have all ended, for rows
-// they committed behind the cursor.
-func (l *shardLoop) settle(now time.Time) error {
-	var all []int64
-	for _, m := range l.marks {
-		all = append(all, m.xids...)
-	}
-	var running map[int64]bool
-	err := l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
-		var err error
-		running, err = stillRunning(ctx, conn, all)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var settled []readMark
-	kept := l.marks[:0]
-	for _, m := range l.marks {
-		done := true
-		for _, x := range m.xids {
-			if running[x] {
-				done = false
-				break
-			}
-		}
-		if done {
-			settled = append(settled, m)
-		} else {
-			kept = append(kept, m)
-		}
-	}
-	l.marks = kept
-	if len(settled) == 0 {
-		return nil
-	}
-	// Rows delivered but not yet deleted would look new: delete them first.
-	if err := l.flushNow(); err != nil {
-		return err
-	}
-	var missing []pos
-	err = l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
-		for _, m := range settled {
-			ps, err := positionsBetween(ctx, conn, l.shard, m.from, m.to)
-			if err != nil {
-				return err
-			}
-			for _, p := range ps {
-				if _, ok := l.known[p]; !ok {
-					missing = append(missing, p)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil || len(missing) == 0 {
-		return err
-	}
-	var rows []*row
-	err = l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
-		var err error
-		rows, err = fetchRows(ctx, conn, l.shard, missing)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		l.add(r, now, false)
-	}
-	return nil
-}
-
-// add puts a row read from the table into its lane, unless it is there
-// already or belongs to the spilled part of its lane.
+// add puts a row read from the table into its lane, unless it belongs to
+// the spilled part of its lane.
 func (l *shardLoop) add(r *row, now time.Time, reloaded bool) {
-	if _, ok := l.known[r.pos]; ok {
-		return
-	}
 	k := laneKey{dest: r.dest, key: r.key}
 	ln := l.lanes[k]
 	if ln == nil {
@@ -167,7 +82,6 @@ func (l *shardLoop) add(r *row, now time.Time, reloaded bool) {
 		return
 	}
 	ln.rows = append(ln.rows, r)
-	l.known[r.pos] = struct{}{}
 	l.buffered++
 	l.enqueue(ln, now)
 }
@@ -210,12 +124,8 @@ func (l *shardLoop) unblock(now time.Time) {
 func (l *shardLoop) spill(now time.Time) {
 	dropped := 0
 	for _, ln := range l.lanes {
-		if !ln.stalled(now) {
-			continue
-		}
-		for _, r := range ln.spill() {
-			delete(l.known, r.pos)
-			dropped++
+		if ln.stalled(now) {
+			dropped += ln.spill()
 		}
 	}
 	l.buffered -= dropped

@@ -111,7 +111,6 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 			for _, row := range ln.rows[:ln.inflight] {
 				l.ack(row.pos, now)
 				d.metrics.latency.Observe(now.Sub(row.receivedAt).Seconds())
-				delete(l.known, row.pos)
 			}
 			delivered += ln.inflight
 			l.take(ln)
@@ -145,7 +144,6 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 			for _, row := range ln.rows[:ln.inflight] {
 				l.dead(deadLetter{pos: row.pos, attempts: row.attempts + 1, status: r.res.Status, response: text,
 					reason: reasonText(reason, r.res)})
-				delete(l.known, row.pos)
 			}
 			d.metrics.dead(reason, ln.inflight)
 			l.take(ln)
@@ -168,7 +166,6 @@ func (l *shardLoop) retryLane(d *destination, ln *lane, res deliver.Result, now 
 		if out != retryLater {
 			l.dead(deadLetter{pos: row.pos, attempts: attempts, status: res.Status, response: text,
 				reason: reasonText(out.reason(), res)})
-			delete(l.known, row.pos)
 			d.metrics.dead(out.reason(), 1)
 			deadCount++
 			continue

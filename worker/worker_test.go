@@ -80,6 +80,9 @@ func TestFailingDestinationIsolated(t *testing.T) {
 	})
 	t.Logf("good destination done in %s while the other failed every request", took)
 	good.checkOrder(t)
+	if n := good.deliveries(); n != len(events) {
+		t.Errorf("good destination got %d deliveries of %d events, want each once", n, len(events))
+	}
 	if got := bad.distinct(); got != 0 {
 		t.Errorf("bad destination delivered %d events, want 0", got)
 	}
