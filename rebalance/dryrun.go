@@ -83,9 +83,9 @@ func pendingByShard(ctx context.Context, snap *shard.Snapshot, plan []Move) map[
 			cancel()
 			continue
 		}
-		for _, s := range shards {
-			if c, err := schema.Pending(cctx, conn, s); err == nil {
-				out[s] = c
+		if counts, err := schema.PendingAll(cctx, conn); err == nil {
+			for _, s := range shards {
+				out[s] = counts[s]
 			}
 		}
 		conn.Close(cctx)

@@ -115,15 +115,11 @@ func nodeCounts(ctx context.Context, url string) (pending, dead int64, err error
 		return 0, 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	shards, err := schema.List(ctx, conn)
+	counts, err := schema.PendingAll(ctx, conn)
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, s := range shards {
-		n, err := schema.Pending(ctx, conn, s)
-		if err != nil {
-			return 0, 0, err
-		}
+	for _, n := range counts {
 		pending += n
 	}
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ordo.dead_letters`).Scan(&dead); err != nil && !isUndefinedTable(err) {

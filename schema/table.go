@@ -138,6 +138,34 @@ func Pending(ctx context.Context, db Execer, shard int) (int64, error) {
 	return n, nil
 }
 
+// PendingAll counts the rows waiting in each shard table on the node, in
+// one query; shards without a table on the node are left out.
+func PendingAll(ctx context.Context, db Execer) (map[int]int64, error) {
+	shards, err := List(ctx, db)
+	if err != nil || len(shards) == 0 {
+		return map[int]int64{}, err
+	}
+	parts := make([]string, len(shards))
+	for i, s := range shards {
+		parts[i] = fmt.Sprintf("SELECT %d, count(*) FROM %s", s, Table(s).Sanitize())
+	}
+	rows, err := db.Query(ctx, strings.Join(parts, " UNION ALL "))
+	if err != nil {
+		return nil, fmt.Errorf("counting pending rows: %w", err)
+	}
+	out := make(map[int]int64, len(shards))
+	var shard int
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&shard, &n}, func() error {
+		out[shard] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting pending rows: %w", err)
+	}
+	return out, nil
+}
+
 // Fence makes shard's table refuse new rows, with SQLSTATE FencedCode,
 // while workers can still update and delete the rows it holds. Run it in a
 // transaction with a lock_timeout: it first takes an EXCLUSIVE lock, which

@@ -113,3 +113,29 @@ func TestShardOf(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingAll(t *testing.T) {
+	t.Parallel()
+	conn := setup(t)
+	ctx := t.Context()
+	for _, s := range []int{1, 2, 7} {
+		if err := schema.Create(ctx, conn, s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if err := insert(ctx, conn, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := insert(ctx, conn, 7); err != nil {
+		t.Fatal(err)
+	}
+	got, err := schema.PendingAll(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1] != 0 || got[2] != 3 || got[7] != 1 {
+		t.Errorf("PendingAll = %v, want map[1:0 2:3 7:1]", got)
+	}
+}
