@@ -14,10 +14,11 @@ import (
 // measureCopy writes stored-event rows straight into shard tables with
 // pgx CopyFrom, the way the gateway's batchers write but with nothing in
 // between: n rows into one table in one COPY, then n rows split over one
-// table on each node, copied at once over one connection per node. The
-// second is the ceiling of a two-node cluster, the first the ceiling of
-// one node. The rows are built before the clock starts and removed
-// afterwards.
+// table on each node, copied at once over one connection per node. Like
+// every writer, each COPY runs in a transaction holding the shard's write
+// lock (schema.LockForWrite; one statement more). The second is the
+// ceiling of a two-node cluster, the first the ceiling of one node. The
+// rows are built before the clock starts and removed afterwards.
 func measureCopy(ctx context.Context, st *stack, gen *events, n int) (one, both metric, err error) {
 	targets, err := st.shardPerNode(ctx)
 	if err != nil {
@@ -75,7 +76,14 @@ func copyAll(ctx context.Context, targets []copyTarget, rows ...[][]any) (time.D
 	var wg sync.WaitGroup
 	for i := range rows {
 		wg.Go(func() {
-			_, errs[i] = conns[i].Conn().CopyFrom(ctx, schema.Table(targets[i].shard), schema.Columns, pgx.CopyFromRows(rows[i]))
+			s := targets[i].shard
+			errs[i] = pgx.BeginFunc(ctx, conns[i].Conn(), func(tx pgx.Tx) error {
+				if err := schema.LockForWrite(ctx, tx, []int{s}); err != nil {
+					return err
+				}
+				_, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, pgx.CopyFromRows(rows[i]))
+				return err
+			})
 		})
 	}
 	wg.Wait()

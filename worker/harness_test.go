@@ -172,35 +172,45 @@ type event struct {
 func (e event) messageID() string { return e.Key + "#" + strconv.Itoa(e.I) }
 
 // insert stores events for source's destinations as the gateway would:
-// one row per event and destination, each shard's rows in the order given.
+// one row per event and destination, each shard's rows in the order given,
+// one transaction per node holding the write lock of the shards it writes.
 func (b *testBundle) insert(source string, dests []string, events []event) {
 	b.t.Helper()
 	ctx := context.Background()
 	byShard := map[int][][]any{}
+	byNode := map[string][]int{}
 	now := time.Now().UTC()
 	for _, e := range events {
 		s := shard.For(e.Key, b.snap.Count())
+		if _, ok := byShard[s]; !ok {
+			node := b.snap.Shards[s].Node
+			byNode[node] = append(byNode[node], s)
+		}
 		payload := fmt.Sprintf(`{"type":"track","event":"e","userId":%q,"messageId":%q,"receivedAt":%q,"properties":{"i":%d}}`,
 			e.Key, e.messageID(), now.Format(time.RFC3339Nano), e.I)
 		for _, d := range dests {
 			byShard[s] = append(byShard[s], []any{e.Key, source, d, e.messageID(), now, payload})
 		}
 	}
-	conns := map[string]*pgx.Conn{}
-	for s, rows := range byShard {
-		node := b.snap.Shards[s].Node
-		conn := conns[node]
-		if conn == nil {
-			var err error
-			conn, err = pgx.Connect(ctx, b.nodeURLs[node])
-			if err != nil {
-				b.t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			conns[node] = conn
+	for node, shards := range byNode {
+		conn, err := pgx.Connect(ctx, b.nodeURLs[node])
+		if err != nil {
+			b.t.Fatal(err)
 		}
-		if _, err := conn.CopyFrom(ctx, schema.Table(s), schema.Columns, pgx.CopyFromRows(rows)); err != nil {
-			b.t.Fatalf("inserting into shard %d: %v", s, err)
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := schema.LockForWrite(ctx, tx, shards); err != nil {
+				return err
+			}
+			for _, s := range shards {
+				if _, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, pgx.CopyFromRows(byShard[s])); err != nil {
+					return fmt.Errorf("inserting into shard %d: %w", s, err)
+				}
+			}
+			return nil
+		})
+		conn.Close(ctx)
+		if err != nil {
+			b.t.Fatalf("writing to node %s: %v", node, err)
 		}
 	}
 }

@@ -257,36 +257,43 @@ func (b *bench) startWorker(batch int) (func() error, error) {
 }
 
 // insert writes n events numbered from first, round-robin over the keys,
-// with one COPY per shard.
+// with one COPY per shard and one transaction per node, holding the write
+// lock of the shards it writes as the gateway does.
 func (b *bench) insert(first, n int) error {
 	byShard := map[int][][]any{}
+	byNode := map[string][]int{}
 	now := time.Now().UTC()
 	for i := first; i < first+n; i++ {
 		key := fmt.Sprintf("user-%d", i%b.keys)
 		s := shard.For(key, b.snap.Count())
+		if _, ok := byShard[s]; !ok {
+			node := b.snap.Shards[s].Node
+			byNode[node] = append(byNode[node], s)
+		}
 		id := fmt.Sprintf("m-%d", i)
 		payload := fmt.Sprintf(`{"type":"track","event":"Order Completed","userId":%q,"messageId":%q,"receivedAt":%q,"properties":{"i":%d,"total":12.5,"currency":"EUR"}}`,
 			key, id, now.Format(time.RFC3339Nano), i)
 		byShard[s] = append(byShard[s], []any{key, "web", "hook", id, now, payload})
 	}
-	conns := map[string]*pgx.Conn{}
-	defer func() {
-		for _, c := range conns {
-			c.Close(b.ctx)
+	for node, shards := range byNode {
+		conn, err := pgx.Connect(b.ctx, b.nodeURLs[node])
+		if err != nil {
+			return err
 		}
-	}()
-	for s, rows := range byShard {
-		node := b.snap.Shards[s].Node
-		conn := conns[node]
-		if conn == nil {
-			var err error
-			if conn, err = pgx.Connect(b.ctx, b.nodeURLs[node]); err != nil {
+		err = pgx.BeginFunc(b.ctx, conn, func(tx pgx.Tx) error {
+			if err := schema.LockForWrite(b.ctx, tx, shards); err != nil {
 				return err
 			}
-			conns[node] = conn
-		}
-		if _, err := conn.CopyFrom(b.ctx, schema.Table(s), schema.Columns, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("writing shard %d: %w", s, err)
+			for _, s := range shards {
+				if _, err := tx.CopyFrom(b.ctx, schema.Table(s), schema.Columns, pgx.CopyFromRows(byShard[s])); err != nil {
+					return fmt.Errorf("writing shard %d: %w", s, err)
+				}
+			}
+			return nil
+		})
+		conn.Close(b.ctx)
+		if err != nil {
+			return fmt.Errorf("writing to node %s: %w", node, err)
 		}
 	}
 	return nil
