@@ -88,16 +88,9 @@ func Main(args []string) {
 		Concurrency: *concurrency,
 		PerSource:   *perSource,
 		Out:         os.Stdout,
-		Terminal:    isTerminal(os.Stdout),
+		Terminal:    cli.IsTerminal(os.Stdout),
 		Logger:      log,
 		MetricsAddr: *metricsAddr,
 	})
 	cli.Exit("rebalance", err)
-}
-
-// isTerminal reports whether f is a terminal, where progress is redrawn in
-// place rather than logged line by line.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/ordo-pipeline/ordo/internal/cli"
 )
 
 // maxLine bounds a line held back for its newline; a longer one is shown in
@@ -42,18 +44,8 @@ func newConsole(stdout, stderr io.Writer, names ...string) *console {
 	for _, n := range names {
 		c.width = max(c.width, len(n)+2)
 	}
-	c.color = isTerminal(stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+	c.color = cli.IsTerminal(stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	return c
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // writer returns a writer that shows every line written to it behind name,
