@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -285,4 +288,67 @@ func TestReadyWithoutCatalog(t *testing.T) {
 		t.Errorf("/ready: status %d, want 503", resp.status)
 	}
 	check503(t, b.post(t, "/v1/track", `{"userId": "u", "event": "e"}`))
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestClientHangUpIsNotAStoreFailure checks that a request whose client
+// went away before its events were stored is not logged as the store
+// failing, while a store failure is.
+func TestClientHangUpIsNotAStoreFailure(t *testing.T) {
+	t.Parallel()
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		CatalogURL:   fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1", port),
+		BatchMaxRows: 100, BatchMaxWait: time.Millisecond, WriteTimeout: time.Second,
+	}
+	var logs lockedBuffer
+	g, err := New(cfg, testWorkspace(t, "hangup"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	h := g.Handler()
+	post := func(ctx context.Context) int {
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/track", strings.NewReader(`{"userId": "u", "event": "e"}`))
+		req.SetBasicAuth("hangup-key", "")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	const warning = "store could not take"
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if code := post(ctx); code != http.StatusServiceUnavailable {
+		t.Errorf("request of a client that hung up: status %d, want 503", code)
+	}
+	if strings.Contains(logs.String(), warning) {
+		t.Errorf("a client hanging up was logged as a store failure:\n%s", logs.String())
+	}
+	if code := post(t.Context()); code != http.StatusServiceUnavailable {
+		t.Errorf("request without a catalog: status %d, want 503", code)
+	}
+	if !strings.Contains(logs.String(), warning) {
+		t.Errorf("a store failure was not logged:\n%s", logs.String())
+	}
 }

@@ -173,6 +173,10 @@ func (g *Gateway) write(r *http.Request, rows []store.Event) *httpError {
 	case errors.Is(err, store.ErrRejected):
 		g.log.Warn("database refused a request's events", "path", r.URL.Path, "error", err)
 		return badRequest("the events hold data the store cannot take")
+	case r.Context().Err() != nil:
+		// The client hung up: the store did not fail.
+		g.log.Debug("client went away before its events were stored", "path", r.URL.Path, "events", len(rows), "error", err)
+		return errorf(http.StatusServiceUnavailable, "the request was cancelled before its events were stored: retry")
 	default:
 		g.log.Warn("store could not take a request's events", "path", r.URL.Path, "events", len(rows), "error", err)
 		return errorf(http.StatusServiceUnavailable, "the store cannot take the events now: retry later")

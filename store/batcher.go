@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -78,7 +79,8 @@ func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {
 }
 
 // submit queues r. It fails when the queue stays full until ctx ends or
-// the batcher is closing.
+// the batcher is closing; a queue that stayed full until ctx's deadline
+// marks the node failed, as it is not keeping up.
 func (b *batcher) submit(ctx context.Context, r *request) error {
 	select {
 	case b.queue <- r:
@@ -92,6 +94,9 @@ func (b *batcher) submit(ctx context.Context, r *request) error {
 		return fmt.Errorf("%w: shutting down", ErrUnavailable)
 	case <-ctx.Done():
 		b.metrics.queueFull.WithLabelValues(b.node).Inc()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			b.failed()
+		}
 		return fmt.Errorf("%w: node %s is not keeping up", ErrUnavailable, b.node)
 	}
 }

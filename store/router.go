@@ -127,7 +127,8 @@ func (s *Store) writeOnce(ctx context.Context, snap *shard.Snapshot, events []ro
 }
 
 // writeNodes writes the events of the given nodes in parallel and waits
-// for all of them.
+// for all of them. It leaves marking nodes failed to their batchers,
+// which alone can tell a failing node from a caller that gave up.
 func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, byNode map[string][]routed, names []string, deadline time.Time) ([]routed, error) {
 	type sent struct {
 		b   *batcher
@@ -139,7 +140,6 @@ func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, by
 		b := batchers[name]
 		req := newRequest(byNode[name], deadline)
 		if err := b.submit(ctx, req); err != nil {
-			b.failed()
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -155,9 +155,6 @@ func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, by
 		case errors.Is(err, errStale):
 			stale = append(stale, r.req.events...)
 		default:
-			if errors.Is(err, ErrUnavailable) {
-				r.b.failed()
-			}
 			if firstErr == nil {
 				firstErr = err
 			}
