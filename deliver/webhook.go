@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ordo-pipeline/ordo/internal/jsonstrict"
 )
 
 const (
@@ -88,13 +90,8 @@ func ParseWebhookConfig(config json.RawMessage) (WebhookConfig, error) {
 func parseWebhookConfig(config json.RawMessage) (WebhookConfig, error) {
 	var raw rawWebhookConfig
 	if len(bytes.TrimSpace(config)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(config))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&raw); err != nil {
+		if err := jsonstrict.Decode(config, &raw); err != nil {
 			return WebhookConfig{}, configJSONError(err)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return WebhookConfig{}, errors.New("unexpected data after the config object")
 		}
 	}
 
@@ -136,35 +133,17 @@ func parseWebhookConfig(config json.RawMessage) (WebhookConfig, error) {
 	return cfg, nil
 }
 
-// configJSONError rewrites a config decoding error in the config's terms,
-// such as "url must be a string, not JSON number".
+// configJSONError says a header value of the wrong type and trailing
+// data in the config's terms; jsonstrict says the rest.
 func configJSONError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr) && typeErr.Field == "headers" && typeErr.Type.Kind() == reflect.String:
 		return fmt.Errorf("header values must be strings, not JSON %s", typeErr.Value)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Errorf("%s must be %s, not JSON %s", typeErr.Field, jsonTypeName(typeErr.Type), typeErr.Value)
-	case errors.As(err, &typeErr):
-		return fmt.Errorf("must be an object, not JSON %s", typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// DisallowUnknownFields makes an untyped error.
-		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	case errors.Is(err, jsonstrict.ErrTrailingData):
+		return errors.New("unexpected data after the config object")
 	}
-	return fmt.Errorf("malformed JSON: %w", err)
-}
-
-// jsonTypeName says in JSON terms what a Go type wants.
-func jsonTypeName(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Int:
-		return "a whole number"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		return "an object"
-	}
-	return t.String()
+	return err
 }
 
 // WithDefaults returns c with every zero field but URL set to its default.

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"strings"
 	"unicode"
 
 	"github.com/ordo-pipeline/ordo/deliver"
+	"github.com/ordo-pipeline/ordo/internal/jsonstrict"
 )
 
 // file is the top level of the workspace file as written. Its items are
@@ -47,12 +46,12 @@ func parse(data []byte) (*Workspace, error) {
 		return nil, fmt.Errorf("malformed JSON: %w", err)
 	}
 	var f file
-	if err := decodeStrictJSON(data, &f); err != nil {
+	if err := jsonstrict.Decode(data, &f); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return nil, fmt.Errorf("%s: %w", position(data, typeErr.Offset), describe(err))
+			return nil, fmt.Errorf("%s: %w", position(data, typeErr.Offset), err)
 		}
-		return nil, describe(err)
+		return nil, err
 	}
 
 	w := &Workspace{
@@ -103,7 +102,7 @@ func parse(data []byte) (*Workspace, error) {
 // already parsed.
 func (w *Workspace) parseSource(item json.RawMessage) (Source, error) {
 	var raw rawSource
-	if err := decodeStrict(item, &raw); err != nil {
+	if err := jsonstrict.Decode(item, &raw); err != nil {
 		return Source{}, err
 	}
 	if err := checkName("id", raw.ID); err != nil {
@@ -134,7 +133,7 @@ func (w *Workspace) parseSource(item json.RawMessage) (Source, error) {
 // parseDestination parses one destination.
 func parseDestination(item json.RawMessage) (Destination, error) {
 	var raw rawDestination
-	if err := decodeStrict(item, &raw); err != nil {
+	if err := jsonstrict.Decode(item, &raw); err != nil {
 		return Destination{}, err
 	}
 	if err := checkName("id", raw.ID); err != nil {
@@ -158,66 +157,6 @@ func parseDestination(item json.RawMessage) (Destination, error) {
 		config = nil
 	}
 	return Destination{ID: raw.ID, Type: raw.Type, Config: config, Retry: retry}, nil
-}
-
-// errTrailingData is the error of decodeStrict for data after the value.
-var errTrailingData = errors.New("unexpected data after the JSON value")
-
-// decodeStrict decodes one JSON value of data into v, refusing unknown
-// fields and trailing data. Its errors say what is wrong in the workspace
-// file's terms.
-func decodeStrict(data []byte, v any) error {
-	if err := decodeStrictJSON(data, v); err != nil {
-		return describe(err)
-	}
-	return nil
-}
-
-// decodeStrictJSON is decodeStrict with the errors of encoding/json.
-func decodeStrictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errTrailingData
-	}
-	return nil
-}
-
-// describe rewrites a decoding error in the workspace file's terms.
-func describe(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
-			return fmt.Errorf("must be %s, not JSON %s", typeName(typeErr.Type), typeErr.Value)
-		}
-		return fmt.Errorf("%s must be %s, not JSON %s", typeErr.Field, typeName(typeErr.Type), typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// DisallowUnknownFields makes an untyped error.
-		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if errors.Is(err, errTrailingData) {
-		return err
-	}
-	return fmt.Errorf("malformed JSON: %w", err)
-}
-
-// typeName says in JSON terms what a Go type wants.
-func typeName(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Int:
-		return "a whole number"
-	case reflect.Slice:
-		return "an array"
-	case reflect.Struct, reflect.Pointer, reflect.Map:
-		return "an object"
-	}
-	return t.String()
 }
 
 // position returns "line L, column C" for an error offset of encoding/json

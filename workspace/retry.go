@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ordo-pipeline/ordo/deliver"
+	"github.com/ordo-pipeline/ordo/internal/jsonstrict"
 )
 
 // Default retry policy values.
@@ -68,7 +69,7 @@ func parseRetry(data json.RawMessage) (RetryPolicy, error) {
 		return p, nil
 	}
 	var raw rawRetry
-	if err := decodeStrict(data, &raw); err != nil {
+	if err := jsonstrict.Decode(data, &raw); err != nil {
 		return RetryPolicy{}, err
 	}
 	for _, d := range []struct {
