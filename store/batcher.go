@@ -23,6 +23,7 @@ type batcher struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	metrics *metrics
+	minLeft time.Duration // see minTimeLeft
 
 	queue chan *request
 	stop  chan struct{}
@@ -70,6 +71,7 @@ func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {
 		pool:    pool,
 		log:     cfg.Logger.With("node", node.Name),
 		metrics: m,
+		minLeft: min(minTimeLeft, cfg.WriteTimeout/10),
 		queue:   make(chan *request, cfg.QueueSize),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -132,7 +134,7 @@ func (b *batcher) gather(first *request) []*request {
 	var batch []*request
 	rows := 0
 	add := func(r *request) {
-		if r.take(time.Now()) {
+		if r.take(time.Now(), b.minLeft) {
 			batch = append(batch, r)
 			rows += r.rows
 		}
@@ -162,7 +164,7 @@ func (b *batcher) drain() {
 		for rows < b.cfg.MaxRows {
 			select {
 			case r := <-b.queue:
-				if r.take(time.Now()) {
+				if r.take(time.Now(), b.minLeft) {
 					batch = append(batch, r)
 					rows += r.rows
 				}

@@ -29,7 +29,13 @@
 // Write is bounded by Config.WriteTimeout: a request that cannot be
 // committed in time, because its node is down, slow or its queue is full,
 // fails with an error wrapping [ErrUnavailable]; a request that timed out
-// before its batch began is never written afterwards.
+// before its batch began is never written afterwards, nor is one with less
+// than 100 milliseconds left when its batch begins. A batch's transaction
+// is bounded by the latest deadline of its requests, so that a request
+// close to its deadline cannot fail the others in its batch; if that
+// request's own deadline passes (with a grace of two seconds) before the
+// batch commits, it is answered with an error while it may still be
+// committed, the in-doubt case above.
 //
 // # Moved shards
 //

@@ -13,9 +13,19 @@ import (
 var errStale = errors.New("shard placement stale")
 
 // inDoubtGrace is how long a request whose batch already began waits past
-// its deadline for the batch's outcome. The batch's transaction is itself
-// bounded by the deadline, so this only covers the connection teardown.
+// its deadline for the batch's outcome. The batch's transaction is bounded
+// by the latest deadline of its requests, so that one request short of
+// time cannot fail the others; a request whose own deadline (and this
+// grace) passes first is answered with an error while its batch may still
+// commit: an in-doubt answer, which the client retries with the same
+// messageIds.
 const inDoubtGrace = 2 * time.Second
+
+// minTimeLeft is the least time before its deadline a request must have
+// left to join a batch (or a tenth of the write timeout, when that is
+// less): one with less is answered ErrUnavailable, unwritten, rather than
+// start a write it could hardly see through.
+const minTimeLeft = 100 * time.Millisecond
 
 // States of a request; it moves from pending to taken (a batch holds it)
 // or abandoned (its waiter gave up), exactly once.
@@ -43,11 +53,16 @@ func newRequest(events []routed, deadline time.Time) *request {
 }
 
 // take marks r as part of a batch. It returns false when r's waiter gave
-// up, or r's deadline has passed (and then answers r).
-func (r *request) take(now time.Time) bool {
-	if !now.Before(r.deadline) {
+// up, or when r has less than minLeft left before its deadline (and then
+// answers r, which is never written).
+func (r *request) take(now time.Time, minLeft time.Duration) bool {
+	if left := r.deadline.Sub(now); left < minLeft {
 		if r.state.CompareAndSwap(statePending, stateAbandoned) {
-			r.done <- fmt.Errorf("%w: timed out waiting for the node's batch", ErrUnavailable)
+			msg := "timed out waiting for the node's batch"
+			if left > 0 {
+				msg = fmt.Sprintf("only %s left before its deadline when the node's batch began", left.Round(time.Millisecond))
+			}
+			r.done <- fmt.Errorf("%w: %s", ErrUnavailable, msg)
 		}
 		return false
 	}
@@ -59,8 +74,8 @@ func (r *request) answer(err error) { r.done <- err }
 
 // wait returns r's outcome. When ctx ends before r was taken into a
 // batch, r is abandoned, so it is never written, and wait returns an error
-// wrapping ErrUnavailable. Once taken, wait waits for the batch, whose
-// transaction ends by r's deadline.
+// wrapping ErrUnavailable. Once taken, wait waits for the batch's outcome
+// until r's deadline plus inDoubtGrace.
 func (r *request) wait(ctx context.Context) error {
 	select {
 	case err := <-r.done:

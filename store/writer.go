@@ -17,13 +17,18 @@ import (
 // fails only the requests that touched it; the others are written again
 // at once. A data exception splits the batch so that only the request
 // at fault fails.
+//
+// The batch's transaction is bounded by the latest deadline of its
+// requests, not the earliest, so a request short of time cannot fail the
+// others: its own waiter gives up on it instead (see request.wait).
 func (b *batcher) flush(batch []*request) {
 	deadline := batch[0].deadline
 	for _, r := range batch[1:] {
-		if r.deadline.Before(deadline) {
+		if r.deadline.After(deadline) {
 			deadline = r.deadline
 		}
 	}
+	budget := time.Until(deadline)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 
@@ -63,7 +68,7 @@ func (b *batcher) flush(batch []*request) {
 				kind, answer = "rejected", fmt.Errorf("%w: %w", ErrRejected, err)
 			}
 			b.metrics.errors.WithLabelValues(b.node, kind).Inc()
-			if kind == "unavailable" {
+			if kind == "unavailable" && b.nodeAtFault(ctx, budget) {
 				b.failed()
 			}
 			b.log.Warn("batch failed", "requests", len(batch), "error", err)
@@ -73,6 +78,14 @@ func (b *batcher) flush(batch []*request) {
 			return
 		}
 	}
+}
+
+// nodeAtFault reports whether a batch that failed as unavailable says the
+// node is failing. A batch that ran out of time says so only when it had
+// at least half the write timeout: a batch of requests already close to
+// their deadlines, timing out, says nothing about the node.
+func (b *batcher) nodeAtFault(ctx context.Context, budget time.Duration) bool {
+	return ctx.Err() == nil || budget >= b.cfg.WriteTimeout/2
 }
 
 // write writes batch in one transaction, one COPY per shard table. When a
