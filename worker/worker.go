@@ -94,6 +94,12 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 	if err := waitForMap(ctx, mgr.smap, log, cfg.CatalogURL); err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		// Stopped before the map loaded: nothing claimed, no heartbeat
+		// written.
+		log.Info("stopped before the shard map loaded")
+		return nil
+	}
 	mapCtx, stopMap := context.WithCancel(context.WithoutCancel(ctx))
 	mapDone := make(chan struct{})
 	go func() {
@@ -117,7 +123,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 }
 
 // waitForMap loads the shard map, retrying while the catalog is down or not
-// yet bootstrapped.
+// yet bootstrapped. It returns nil, with no map, when ctx ends first.
 func waitForMap(ctx context.Context, smap *shard.Map, log *slog.Logger, url string) error {
 	for {
 		err := smap.Refresh(ctx)

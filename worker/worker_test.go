@@ -1,13 +1,20 @@
 package worker_test
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/migrations"
 )
 
 // workspaceJSON is a workspace with one source "web" sending to dests, each
@@ -264,6 +271,91 @@ func TestSettingErrors(t *testing.T) {
 		if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines != 0 {
 			t.Errorf("worker with %v printed %d lines, want one: %q", tc.env, lines+1, out)
 		}
+	}
+}
+
+// TestStopBeforeMapLoads checks that a worker told to stop while it still
+// waits for the shard map (the catalog unreachable, or not bootstrapped)
+// exits 0 at once.
+func TestStopBeforeMapLoads(t *testing.T) {
+	t.Parallel()
+	ws := filepath.Join(t.TempDir(), "workspace.json")
+	if err := os.WriteFile(ws, []byte(strings.ReplaceAll(workspaceJSON("hook|1|"+fastRetry), "{{hook}}", "http://127.0.0.1:1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("catalog unreachable", func(t *testing.T) {
+		t.Parallel()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := ln.Addr().String()
+		ln.Close()
+		testStopBeforeMap(t, "postgres://ordo@"+closed+"/catalog?connect_timeout=2", ws, "waiting for the catalog")
+	})
+	t.Run("catalog not bootstrapped", func(t *testing.T) {
+		t.Parallel()
+		c := nodes(t)[0]
+		conn, err := pgx.Connect(t.Context(), c.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		db := fmt.Sprintf("w%d_empty", os.Getpid())
+		if _, err := conn.Exec(t.Context(), "CREATE DATABASE "+db); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			conn, err := pgx.Connect(context.Background(), c.URL())
+			if err != nil {
+				return
+			}
+			defer conn.Close(context.Background())
+			conn.Exec(context.Background(), "DROP DATABASE "+db+" WITH (FORCE)") //nolint:errcheck // best effort
+		})
+		url := c.DatabaseURL(db)
+		if err := migrations.Catalog(t.Context(), url, nil); err != nil {
+			t.Fatal(err)
+		}
+		testStopBeforeMap(t, url, ws, "waiting for the cluster to be bootstrapped")
+	})
+}
+
+// testStopBeforeMap starts a worker on catalogURL, waits until it logs
+// waiting, sends SIGTERM and expects exit 0.
+func testStopBeforeMap(t *testing.T, catalogURL, ws, waiting string) {
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(append(os.Environ(), "ORDO_CATALOG_URL="+catalogURL, "ORDO_WORKSPACE_CONFIG="+ws), testEnv...)
+	var out syncBuffer
+	cmd.Stderr = writerFunc(out.WriteString)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait() //nolint:errcheck // the exit code is checked
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-done
+	})
+	for start := time.Now(); !strings.Contains(out.String(), waiting); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("worker did not log %q within 10s\n%s", waiting, out.String())
+		}
+	}
+	time.Sleep(time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("worker did not exit within 10s of SIGTERM\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("worker exited %d after SIGTERM while waiting for the map, want 0\n%s", code, out.String())
 	}
 }
 
