@@ -44,7 +44,9 @@
 // shard with a stale error and writes the others again at once; Write
 // refreshes the placement map and sends the stale requests' events to the
 // shards' new nodes, waiting briefly while the map has not caught up yet,
-// all within the same call.
+// all within the same call. When the placement stays as it was for a
+// quarter of a second (the move may have been rolled back, lifting the
+// fence), Write tries the same placement again.
 //
 // # Poison rows
 //

@@ -163,16 +163,33 @@ func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, by
 	return stale, firstErr
 }
 
-// awaitMove refreshes the map after a write hit a moved shard and returns
-// the new snapshot. While the map still places every stale shard where it
-// was (the move fenced the shard but has not flipped the catalog yet, or
-// the catalog did not answer), it waits with a short backoff and reloads
-// again, until ctx ends.
+// retrySameAfter is how long awaitMove waits for a fenced shard's new
+// placement before it lets the write try the same placement again: a
+// move that is rolled back lifts its fence and leaves the placement as it
+// was. A write into a shard that is still fenced fails again at once, so
+// retrying is cheap.
+const retrySameAfter = 250 * time.Millisecond
+
+// awaitMove refreshes the map after a write hit a fenced or missing shard
+// table and returns the snapshot to route the stale events by. While the
+// map still places every stale shard where it was (the move fenced the
+// shard but has not flipped the catalog yet, or the catalog did not
+// answer), it waits with a short backoff and reloads again; once
+// retrySameAfter has passed without a change, it returns the unchanged
+// placement, to be tried again. It fails when ctx ends.
 func (s *Store) awaitMove(ctx context.Context, old *shard.Snapshot, stale []routed) (*shard.Snapshot, error) {
+	began := time.Now()
 	wait := 5 * time.Millisecond
 	for {
 		err := s.m.Refresh(ctx)
-		if snap := s.m.Current(); err == nil && snap != nil && moved(old, snap, stale) {
+		snap := s.m.Current()
+		if err == nil && snap != nil && moved(old, snap, stale) {
+			return snap, nil
+		}
+		if time.Since(began) >= retrySameAfter && ctx.Err() == nil {
+			if snap == nil || snap.Count() != old.Count() {
+				snap = old
+			}
 			return snap, nil
 		}
 		t := time.NewTimer(wait)

@@ -1,0 +1,56 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/schema"
+)
+
+// TestFenceLiftedWithoutMoveRetries fences a shard by hand, as a move
+// does, and lifts the fence without changing the catalog, as a move that
+// is rolled back does: the write that hit the fence goes through at the
+// same placement soon after, well before its timeout.
+func TestFenceLiftedWithoutMoveRetries(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{MaxWait: time.Millisecond, WriteTimeout: 10 * time.Second})
+	k := b.key(t, "n1")
+	s := b.snap.Lookup(k).Shard
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, b.nodes[0].URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, s) }); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- b.store.Write(ctx, []Event{event(k, "fenced", `{}`)}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("write to a fenced shard returned %v while fenced", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	if err := schema.Unfence(ctx, conn, s); err != nil {
+		t.Fatal(err)
+	}
+	lifted := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("write after the fence was lifted: %v, want nil", err)
+		}
+		if took := time.Since(lifted); took > 2*time.Second {
+			t.Errorf("write took %v after the fence was lifted", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write still waits 5s after the fence was lifted, with the catalog unchanged")
+	}
+	if ids := b.messageIDs(t, 0); len(ids) != 1 || ids[0] != "fenced" {
+		t.Errorf("stored %v, want [fenced]", ids)
+	}
+}
