@@ -50,7 +50,8 @@ func (c *claim) release() {
 }
 
 // manager keeps the worker's heartbeat and its fair share of claims. Only
-// its run goroutine touches its maps.
+// its run goroutine touches its maps; the heartbeat runs on a goroutine of
+// its own.
 type manager struct {
 	cfg       *Config
 	id        string
@@ -65,7 +66,7 @@ type manager struct {
 	nodeDown map[string]time.Time
 	claims   map[int]*claim
 	cooldown map[int]time.Time
-	live     int
+	live     atomic.Int64 // live workers, this one included
 	done     chan *claim
 
 	vacuum *vacuumer // nil when VacuumRows is 0
@@ -105,16 +106,18 @@ func (m *manager) ready() bool {
 // the heartbeat row is deleted.
 func (m *manager) run(ctx context.Context) error {
 	sub := m.smap.Subscribe()
+	m.beat(ctx)
+	beating := make(chan struct{})
+	go m.heartbeat(ctx, beating)
 	tick := time.NewTicker(m.cfg.Heartbeat)
 	defer tick.Stop()
-	m.beat(ctx)
 	m.balance(ctx)
 	for {
 		select {
 		case <-ctx.Done():
+			<-beating // a late beat would insert the row again
 			return m.shutdown()
 		case <-tick.C:
-			m.beat(ctx)
 			m.balance(ctx)
 		case <-sub:
 			// A placement change, or a worker came or went.
@@ -123,6 +126,24 @@ func (m *manager) run(ctx context.Context) error {
 		case c := <-m.done:
 			m.finished(c)
 			m.balance(ctx)
+		}
+	}
+}
+
+// heartbeat beats every Heartbeat until ctx ends, then closes done. It has
+// a goroutine of its own so that claiming (dialling a node, waiting for a
+// lock) cannot hold the heartbeat past the liveness, which would make the
+// other workers count this one dead and claim beyond their share.
+func (m *manager) heartbeat(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(m.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			m.beat(ctx)
 		}
 	}
 }
@@ -169,10 +190,9 @@ func (m *manager) count(ctx context.Context) {
 	if live < 1 {
 		live = 1 // this worker, whose heartbeat may just have failed
 	}
-	if live != m.live {
-		m.log.Info("live workers changed", "live", live, "was", m.live)
+	if was := m.live.Swap(int64(live)); was != int64(live) {
+		m.log.Info("live workers changed", "live", live, "was", was)
 	}
-	m.live = live
 	m.metrics.liveWorkers.Set(float64(live))
 }
 
@@ -190,7 +210,8 @@ func (m *manager) balance(ctx context.Context) {
 	if snap == nil || ctx.Err() != nil {
 		return
 	}
-	target := (snap.Count() + m.live - 1) / max(1, m.live)
+	live := int(m.live.Load())
+	target := (snap.Count() + live - 1) / max(1, live)
 	m.metrics.shardTarget.Set(float64(target))
 	var held []*claim
 	for _, c := range m.claims {
@@ -202,7 +223,7 @@ func (m *manager) balance(ctx context.Context) {
 		// Let go of the least preferred first.
 		slices.SortFunc(held, func(a, b *claim) int { return cmp.Compare(m.rank(b.shard), m.rank(a.shard)) })
 		for _, c := range held[:len(held)-target] {
-			m.log.Info("releasing shard above fair share", "shard", c.shard, "target", target, "live_workers", m.live)
+			m.log.Info("releasing shard above fair share", "shard", c.shard, "target", target, "live_workers", live)
 			c.release()
 		}
 		return

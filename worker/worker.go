@@ -77,9 +77,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		nodeDown:  map[string]time.Time{},
 		claims:    map[int]*claim{},
 		cooldown:  map[int]time.Time{},
-		live:      1,
 		done:      make(chan *claim),
 	}
+	mgr.live.Store(1)
 	if addr := cfg.AdminAddr; addr != "" {
 		a, err := startAdmin(addr, m, mgr.ready, log)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -240,6 +241,67 @@ func TestFairShare(t *testing.T) {
 	}
 	if n != 0 {
 		t.Errorf("%d heartbeat rows left after every worker exited, want 0", n)
+	}
+}
+
+// TestHeartbeatNotStalledByClaims checks that a worker whose claims stall
+// (dialling a node that accepts connections and never answers) keeps its
+// heartbeat fresh: /ready, which fails once the last beat is older than the
+// liveness, stays 200.
+func TestHeartbeatNotStalledByClaims(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 4, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var silent []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			silent = append(silent, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range silent {
+			c.Close()
+		}
+	})
+	conn := b.connect(b.catalogURL)
+	if _, err := conn.Exec(t.Context(), `UPDATE ordo_catalog.nodes SET url = $1 WHERE name = 'n2'`,
+		"postgres://ordo@"+ln.Addr().String()+"/n2"); err != nil {
+		t.Fatal(err)
+	}
+	w := b.startWorker()
+	ready := func() int {
+		resp, err := http.Get("http://" + w.admin + "/ready")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	eventually(t, 10*time.Second, "worker ready", func() bool { return ready() == 200 })
+	eventually(t, 10*time.Second, "a claim dialling the silent node", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(silent) > 0
+	})
+	// Twice the liveness (1.5s), well within the 10s a dial may take.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if code := ready(); code != 200 {
+			t.Fatalf("/ready answered %d while a claim was dialling a silent node, want 200", code)
+		}
 	}
 }
 
