@@ -72,18 +72,24 @@ func (r *request) take(now time.Time, minLeft time.Duration) bool {
 // answer delivers the outcome of r's batch.
 func (r *request) answer(err error) { r.done <- err }
 
-// wait returns r's outcome. When ctx ends before r was taken into a
-// batch, r is abandoned, so it is never written, and wait returns an error
-// wrapping ErrUnavailable. Once taken, wait waits for the batch's outcome
-// until r's deadline plus inDoubtGrace.
-func (r *request) wait(ctx context.Context) error {
+// wait returns r's outcome. When ctx ends, or the batcher r was queued on
+// stops (stopped is closed), before r was taken into a batch, r is
+// abandoned, so it is never written, and wait returns an error wrapping
+// ErrUnavailable; for a stopped batcher it also wraps errStale, so that
+// Write routes r's events again. Once taken, wait waits for the batch's
+// outcome until r's deadline plus inDoubtGrace.
+func (r *request) wait(ctx context.Context, stopped <-chan struct{}) error {
+	var gaveUp error
 	select {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
+		gaveUp = fmt.Errorf("%w: timed out waiting for the node: %w", ErrUnavailable, context.Cause(ctx))
+	case <-stopped:
+		gaveUp = fmt.Errorf("%w: the node's batcher stopped before taking the request: %w", ErrUnavailable, errStale)
 	}
 	if r.state.CompareAndSwap(statePending, stateAbandoned) {
-		return fmt.Errorf("%w: timed out waiting for the node: %w", ErrUnavailable, context.Cause(ctx))
+		return gaveUp
 	}
 	t := time.NewTimer(time.Until(r.deadline) + inDoubtGrace)
 	defer t.Stop()

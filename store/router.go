@@ -42,6 +42,7 @@ func (s *Store) Write(ctx context.Context, events []Event) error {
 	if err != nil {
 		return err
 	}
+	s.prune()
 	for i := range pending {
 		pending[i].shard = shard.For(pending[i].ev.OrderingKey, snap.Count())
 	}
@@ -149,7 +150,7 @@ func (s *Store) writeNodes(ctx context.Context, batchers map[string]*batcher, by
 	}
 	var stale []routed
 	for _, r := range reqs {
-		err := r.req.wait(ctx)
+		err := r.req.wait(ctx, r.b.done)
 		switch {
 		case err == nil:
 		case errors.Is(err, errStale):

@@ -118,7 +118,11 @@ type Store struct {
 	mu       sync.Mutex
 	closed   bool
 	batchers map[string]*batcher // by node name
-	retired  []*batcher          // replaced after a node's URL changed
+	// retired are batchers still writing what they hold, after their
+	// node's URL changed or their node left the map.
+	retired map[*batcher]struct{}
+	// prunedFor is the snapshot prune last looked at.
+	prunedFor *shard.Snapshot
 }
 
 // New returns a Store that routes by m. Call Close when done.
@@ -129,6 +133,7 @@ func New(m Placement, cfg Config) *Store {
 		m:        m,
 		metrics:  newMetrics(cfg.Registerer),
 		batchers: map[string]*batcher{},
+		retired:  map[*batcher]struct{}{},
 	}
 }
 
@@ -137,12 +142,15 @@ func New(m Placement, cfg Config) *Store {
 func (s *Store) Close() {
 	s.mu.Lock()
 	s.closed = true
-	all := append([]*batcher{}, s.retired...)
+	var all []*batcher
+	for b := range s.retired {
+		all = append(all, b)
+	}
 	for _, b := range s.batchers {
 		all = append(all, b)
 	}
 	s.batchers = map[string]*batcher{}
-	s.retired = nil
+	s.retired = map[*batcher]struct{}{}
 	s.mu.Unlock()
 	for _, b := range all {
 		b.close()
@@ -161,8 +169,7 @@ func (s *Store) batcherFor(node shard.Node) (*batcher, error) {
 		if b.url == node.URL {
 			return b, nil
 		}
-		s.retired = append(s.retired, b)
-		go b.close()
+		s.retire(b)
 	}
 	b, err := newBatcher(node, s.cfg, s.metrics)
 	if err != nil {
@@ -170,4 +177,43 @@ func (s *Store) batcherFor(node shard.Node) (*batcher, error) {
 	}
 	s.batchers[node.Name] = b
 	return b, nil
+}
+
+// retire closes b, which must no longer be in s.batchers, in the
+// background: it writes what it holds meanwhile, and Close waits for it.
+// Call with s.mu held.
+func (s *Store) retire(b *batcher) {
+	s.retired[b] = struct{}{}
+	go func() {
+		b.close()
+		s.mu.Lock()
+		delete(s.retired, b)
+		s.mu.Unlock()
+	}()
+}
+
+// nodeDetached is the catalog state of a node that was drained and holds
+// no shard.
+const nodeDetached = "detached"
+
+// prune retires the batchers of nodes that the map's current snapshot no
+// longer lists, or lists as detached, once per snapshot. A write still
+// routed by an older snapshot starts such a node's batcher again.
+func (s *Store) prune() {
+	snap := s.m.Current()
+	if snap == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || snap == s.prunedFor {
+		return
+	}
+	s.prunedFor = snap
+	for name, b := range s.batchers {
+		if n, ok := snap.Nodes[name]; !ok || n.State == nodeDetached {
+			delete(s.batchers, name)
+			s.retire(b)
+		}
+	}
 }
