@@ -160,6 +160,22 @@ type acks struct {
 	delivered []pos
 	dead      []deadLetter
 	retries   []retry
+	retryAt   map[pos]int // index in retries of each row's entry
+}
+
+// retry records r, replacing an entry of the same row not yet flushed (a
+// row may fail twice between flushes): the flush's UPDATE ... FROM unnest
+// would apply either of two, and attempts could go backwards.
+func (a *acks) retry(r retry) {
+	if i, ok := a.retryAt[r.pos]; ok {
+		a.retries[i] = r
+		return
+	}
+	if a.retryAt == nil {
+		a.retryAt = map[pos]int{}
+	}
+	a.retryAt[r.pos] = len(a.retries)
+	a.retries = append(a.retries, r)
 }
 
 func (a *acks) empty() bool {
@@ -170,6 +186,7 @@ func (a *acks) reset() {
 	a.delivered = a.delivered[:0]
 	a.dead = a.dead[:0]
 	a.retries = a.retries[:0]
+	clear(a.retryAt)
 }
 
 // flush writes a in one transaction on the claim connection: delivered rows

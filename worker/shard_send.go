@@ -175,7 +175,7 @@ func (l *shardLoop) retryLane(d *destination, ln *lane, res deliver.Result, now 
 		}
 		row.attempts = attempts
 		row.nextAttempt = next
-		l.acks.retries = append(l.acks.retries, retry{pos: row.pos, attempts: attempts, next: next, status: res.Status, response: text})
+		l.acks.retry(retry{pos: row.pos, attempts: attempts, next: next, status: res.Status, response: text})
 		l.noteAck(now)
 		keep = append(keep, row)
 	}
