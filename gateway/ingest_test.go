@@ -308,3 +308,34 @@ func TestTrickyEventsAreStored(t *testing.T) {
 		}
 	}
 }
+
+// TestNonStringGroupAndPreviousIDs posts group and alias events whose
+// groupId and previousId are not strings, as Segment SDKs may send: each
+// is stored as sent.
+func TestNonStringGroupAndPreviousIDs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sharedClusterFor(t), nil)
+	posts := []struct{ path, body, want string }{
+		{"/v1/group", `{"userId": "ids", "groupId": 12345}`, `"groupId":12345`},
+		{"/v1/alias", `{"userId": "ids", "previousId": 678}`, `"previousId":678`},
+		{"/v1/batch", `{"batch": [{"type": "group", "userId": "ids", "groupId": {"org": 9}}]}`, `"groupId":{"org": 9}`},
+	}
+	for _, p := range posts {
+		if resp := b.post(t, p.path, p.body); resp.status != 200 {
+			t.Errorf("POST %s %s: status %d (%s), want 200", p.path, p.body, resp.status, resp.body)
+		}
+	}
+	rows := b.c.rows(t, b.prefix+"-web")
+	if len(rows) != 2*len(posts) {
+		t.Fatalf("stored %d rows, want %d", len(rows), 2*len(posts))
+	}
+	for _, p := range posts {
+		found := false
+		for _, r := range rows {
+			found = found || strings.Contains(r.raw, p.want)
+		}
+		if !found {
+			t.Errorf("no stored event holds %s as sent", p.want)
+		}
+	}
+}

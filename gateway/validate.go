@@ -9,12 +9,18 @@ import (
 // Types are the event types, each with its endpoint /v1/<type>.
 var Types = []string{"track", "identify", "page", "screen", "group", "alias"}
 
-// required names the field each type needs besides userId or anonymousId.
+// required names the member each type needs besides userId or
+// anonymousId.
 var required = map[string]string{
 	"track": "event",
 	"group": "groupId",
 	"alias": "previousId",
 }
+
+// anyValue lists the required members that may hold any JSON value but
+// null or "": Segment SDKs may send a number as groupId or previousId.
+// The others must be non-empty strings.
+var anyValue = map[string]bool{"groupId": true, "previousId": true}
 
 // event is a decoded and validated event.
 type event struct {
@@ -63,15 +69,34 @@ func validate(obj object, typ string) (*event, *httpError) {
 		return nil, herr
 	}
 	if name := required[typ]; name != "" {
-		_, present, herr := stringField(obj, name)
-		if herr != nil {
+		if herr := requireField(obj, typ, name); herr != nil {
 			return nil, herr
-		}
-		if !present {
-			return nil, badRequest(`%s event needs %q (a non-empty string)`, typ, name)
 		}
 	}
 	return ev, nil
+}
+
+// requireField checks that obj, an event of type typ, holds its required
+// member name.
+func requireField(obj object, typ, name string) *httpError {
+	if anyValue[name] {
+		raw := obj.get(name)
+		if raw != nil && raw[0] != '"' && string(raw) != "null" {
+			return nil // a number, object, array or boolean
+		}
+		if _, present, herr := stringField(obj, name); herr != nil || present {
+			return herr
+		}
+		return badRequest(`%s event needs %q (any value but null or "")`, typ, name)
+	}
+	_, present, herr := stringField(obj, name)
+	if herr != nil {
+		return herr
+	}
+	if !present {
+		return badRequest(`%s event needs %q (a non-empty string)`, typ, name)
+	}
+	return nil
 }
 
 // stringField returns the string value of obj's member name. A member that
