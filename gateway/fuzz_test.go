@@ -51,7 +51,7 @@ func checkAccepted(t *testing.T, data []byte, ev *event, typ string, receivedAt 
 	if err := json.Unmarshal(data, &sent); err != nil {
 		t.Fatalf("accepted %q, which encoding/json refuses: %v", data, err)
 	}
-	key := ev.orderingKey()
+	key := ev.key
 	if key == "" || strings.IndexByte(key, 0) >= 0 {
 		t.Fatalf("accepted ordering key %q", key)
 	}

@@ -134,7 +134,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, typ string) ([]
 	for i, ev := range events {
 		body := ev.enrich(receivedAt)
 		rows[i] = store.Event{
-			OrderingKey:  ev.orderingKey(),
+			OrderingKey:  ev.key,
 			SourceID:     src.ID,
 			Destinations: src.Destinations,
 			MessageID:    ev.messageID,

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+
+	"github.com/ordo-pipeline/ordo/shard"
 )
 
 // Types are the event types, each with its endpoint /v1/<type>.
@@ -28,15 +30,8 @@ type event struct {
 	typ         string
 	userID      string
 	anonymousID string
+	key         string // the ordering key: shard.OrderingKey(userID, anonymousID)
 	messageID   string // "" when the client sent none
-}
-
-// orderingKey returns userId when non-empty, otherwise anonymousId.
-func (e *event) orderingKey() string {
-	if e.userID != "" {
-		return e.userID
-	}
-	return e.anonymousID
 }
 
 // validate checks obj as an event of type typ, or, when typ is "" (an
@@ -62,7 +57,7 @@ func validate(obj object, typ string) (*event, *httpError) {
 	if ev.anonymousID, _, herr = stringField(obj, "anonymousId"); herr != nil {
 		return nil, herr
 	}
-	if ev.orderingKey() == "" {
+	if ev.key = shard.OrderingKey(ev.userID, ev.anonymousID); ev.key == "" {
 		return nil, badRequest(`"userId" or "anonymousId" is required (a non-empty string)`)
 	}
 	if ev.messageID, _, herr = stringField(obj, "messageId"); herr != nil {
