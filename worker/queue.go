@@ -28,7 +28,6 @@ func (p pos) less(q pos) bool {
 type row struct {
 	pos
 	key         string
-	source      string
 	dest        string
 	messageID   string
 	receivedAt  time.Time
@@ -38,7 +37,7 @@ type row struct {
 }
 
 // rowColumns are the columns scanRow reads, in order.
-const rowColumns = `epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, attempts, next_attempt_at`
+const rowColumns = `epoch, seq, ordering_key, destination_id, message_id, received_at, event, attempts, next_attempt_at`
 
 func scanRows(rows pgx.Rows) ([]*row, error) {
 	var out []*row
@@ -46,7 +45,7 @@ func scanRows(rows pgx.Rows) ([]*row, error) {
 		r := &row{}
 		var next *time.Time
 		var event []byte
-		if err := rows.Scan(&r.epoch, &r.seq, &r.key, &r.source, &r.dest, &r.messageID, &r.receivedAt, &event, &r.attempts, &next); err != nil {
+		if err := rows.Scan(&r.epoch, &r.seq, &r.key, &r.dest, &r.messageID, &r.receivedAt, &event, &r.attempts, &next); err != nil {
 			rows.Close()
 			return nil, err
 		}
