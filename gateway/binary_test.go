@@ -66,7 +66,7 @@ func TestBinaryConfigErrors(t *testing.T) {
 		{"long max wait", append(base, "ORDO_BATCH_MAX_WAIT=1m"), nil, "ORDO_BATCH_MAX_WAIT"},
 		{"negative write timeout", append(base, "ORDO_WRITE_TIMEOUT=-1s"), nil, "ORDO_WRITE_TIMEOUT"},
 		{"bad addr", append(base, "ORDO_HTTP_ADDR=localhost"), nil, "ORDO_HTTP_ADDR"},
-		{"bad addr flag", base, []string{"-addr", "nowhere"}, "ORDO_HTTP_ADDR"},
+		{"bad addr flag", base, []string{"-addr", "nowhere"}, "-addr"},
 		{"bad log format", append(base, "ORDO_LOG_FORMAT=xml"), nil, "ORDO_LOG_FORMAT"},
 		{"bad log level", append(base, "ORDO_LOG_LEVEL=loud"), nil, "ORDO_LOG_LEVEL"},
 		{"unknown flag", base, []string{"--frobnicate"}, "frobnicate"},

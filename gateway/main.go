@@ -1,7 +1,9 @@
 package gateway
 
 import (
-	"fmt"
+	"errors"
+	"flag"
+	"io"
 	"os"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
@@ -19,21 +21,42 @@ Clients authenticate with HTTP Basic, the source's write key as user name.
 A 200 answer means every event of the request is committed in Postgres.
 SIGTERM stops accepting connections, finishes in-flight requests, exits 0.`
 
+// flagOf names the flag that overrides each setting.
+var flagOf = map[string]string{"ORDO_HTTP_ADDR": "addr"}
+
+// envConfig is Config without its Validate method, so that reading the
+// environment does not check the settings before flags override them.
+type envConfig Config
+
+// parseConfig reads the settings from environ (the process environment
+// when nil), then lets args override them, then checks them. For -h or
+// --help it prints the usage to usage and returns flag.ErrHelp, whatever
+// the settings. Its other errors are one line that names the variable or
+// flag at fault; cli.Exit maps them to exit status 2.
+func parseConfig(args []string, environ map[string]string, usage io.Writer) (Config, error) {
+	raw, envErr := cli.ParseEnv[envConfig](environ)
+	cfg := Config(raw)
+	fs := cli.Flags("gateway", summary, settings)
+	fs.StringVar(&cfg.HTTPAddr, "addr", cfg.HTTPAddr, "listen `address` (overrides ORDO_HTTP_ADDR)")
+	err := cli.ParseOverrides(fs, args, usage, flagOf, func() error {
+		if envErr != nil {
+			return envErr
+		}
+		return cfg.Validate()
+	})
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
 // Main is the gateway program: it parses args and the environment, serves
 // until SIGINT or SIGTERM, and exits with the contract's status codes.
 func Main(args []string) {
-	fs := cli.Flags("gateway", summary, settings)
-	addr := fs.String("addr", "", "listen address (overrides ORDO_HTTP_ADDR)")
-	if err := cli.ParseFlags(fs, args); err != nil {
-		cli.Exit("gateway", err)
+	cfg, err := parseConfig(args, nil, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		cli.Exit("gateway", nil)
 	}
-	if fs.NArg() > 0 {
-		cli.Exit("gateway", fmt.Errorf("%w: unexpected argument %q (see --help)", cli.ErrUsage, fs.Arg(0)))
-	}
-	if *addr != "" {
-		os.Setenv("ORDO_HTTP_ADDR", *addr) //nolint:errcheck // a valid name
-	}
-	cfg, err := cli.ParseEnv[Config](nil)
 	if err != nil {
 		cli.Exit("gateway", err)
 	}

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/ordo-pipeline/ordo/internal/cli/clitest"
+)
+
+// TestParseConfig checks that flags override the environment, that a bad
+// value is reported naming the flag or the variable it came from, and
+// that --help works whatever the environment holds.
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	env := func(kv ...string) map[string]string {
+		m := map[string]string{"ORDO_CATALOG_URL": "postgres://postgres@127.0.0.1:1/postgres", "ORDO_WORKSPACE_CONFIG": "ws.json"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+
+	cfg, err := parseConfig(nil, env(), io.Discard)
+	if err != nil || cfg.HTTPAddr != ":8080" {
+		t.Errorf("parseConfig without flags = %q, %v; want :8080", cfg.HTTPAddr, err)
+	}
+	cfg, err = parseConfig([]string{"-addr", "127.0.0.1:9100"}, env("ORDO_HTTP_ADDR", "127.0.0.1:9000"), io.Discard)
+	if err != nil || cfg.HTTPAddr != "127.0.0.1:9100" {
+		t.Errorf("parseConfig with -addr = %q, %v; want the flag's 127.0.0.1:9100", cfg.HTTPAddr, err)
+	}
+	cfg, err = parseConfig([]string{"--addr", "127.0.0.1:9100"}, env("ORDO_HTTP_ADDR", "nowhere"), io.Discard)
+	if err != nil || cfg.HTTPAddr != "127.0.0.1:9100" {
+		t.Errorf("parseConfig with --addr over a bad ORDO_HTTP_ADDR = %q, %v; want the flag's 127.0.0.1:9100", cfg.HTTPAddr, err)
+	}
+
+	for _, tc := range []struct {
+		args    []string
+		environ map[string]string
+		want    string
+	}{
+		{[]string{"-addr", "nowhere"}, env(), "-addr"},
+		{[]string{"--addr", "127.0.0.1:99999"}, env(), "-addr"},
+		{nil, env("ORDO_HTTP_ADDR", "nowhere"), "ORDO_HTTP_ADDR"},
+		{[]string{"-addr", ":8080"}, map[string]string{}, "ORDO_CATALOG_URL"},
+		{nil, env("ORDO_BATCH_MAX_ROWS", "lots"), "ORDO_BATCH_MAX_ROWS"},
+		{nil, env("ORDO_WRITE_TIMEOUT", "-1s"), "ORDO_WRITE_TIMEOUT"},
+		{[]string{"-nope"}, env(), "-nope"},
+		{[]string{"serve"}, env(), `"serve"`},
+	} {
+		_, err := parseConfig(tc.args, tc.environ, io.Discard)
+		clitest.CheckUsageError(t, fmt.Sprintf("parseConfig(%q, %v)", tc.args, tc.environ), err, tc.want)
+	}
+
+	for _, environ := range []map[string]string{{}, env("ORDO_BATCH_MAX_ROWS", "lots")} {
+		var usage bytes.Buffer
+		_, err := parseConfig([]string{"-h"}, environ, &usage)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("parseConfig(-h) with %v = %v, want flag.ErrHelp", environ, err)
+		}
+		for _, want := range []string{"ORDO_CATALOG_URL", "ORDO_HTTP_ADDR", "-addr"} {
+			if !strings.Contains(usage.String(), want) {
+				t.Errorf("-h with %v does not mention %s:\n%s", environ, want, usage.String())
+			}
+		}
+	}
+}
