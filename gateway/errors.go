@@ -58,9 +58,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, body = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
 	}
+	writeBody(w, status, append(body, '\n'))
+}
+
+// successBody is the answer to every accepted request, built once.
+var successBody = []byte(`{"success":true}` + "\n")
+
+// writeBody answers with status and body, a JSON document and a newline.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	w.Write(append(body, '\n')) //nolint:errcheck // the client may be gone
+	w.Write(body) //nolint:errcheck // the client may be gone
 }

@@ -95,7 +95,7 @@ func (g *Gateway) ingest(path, typ string) http.HandlerFunc {
 			return
 		}
 		g.metrics.acked(path, began, events)
-		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+		writeBody(w, http.StatusOK, successBody)
 	}
 }
 

@@ -36,6 +36,9 @@ func TestEndpointsStoreEvents(t *testing.T) {
 		if resp.status != http.StatusOK {
 			t.Fatalf("POST /v1/%s: status %d (%s), want 200", typ, resp.status, resp.body)
 		}
+		if resp.body != "{\"success\":true}\n" || resp.header.Get("Content-Type") != "application/json" {
+			t.Errorf("POST /v1/%s: answer %s %q, want application/json {\"success\":true}", typ, resp.header.Get("Content-Type"), resp.body)
+		}
 	}
 	after := time.Now().UTC()
 
