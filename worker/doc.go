@@ -39,7 +39,9 @@
 // failure blocks the lanes of the request until their backoff ends (the
 // barrier) while other lanes go on; a non-retryable status, MaxAttempts or
 // MaxAge dead-letters events, with their last status and response, and
-// unblocks the lane. Delivered rows are deleted in batches; retry
+// unblocks the lane. An event that reached MaxAge while it waited behind the
+// barrier is dead-lettered without another request (an event never
+// attempted still gets its first). Delivered rows are deleted in batches; retry
 // bookkeeping (attempts, next_attempt_at, last status) is written to the row
 // so a restart respects it. When the shard's buffer (ORDO_WORKER_BUFFER)
 // fills, the rows of blocked lanes are spilled: dropped from memory and read

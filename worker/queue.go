@@ -152,6 +152,9 @@ type deadLetter struct {
 	status   int // 0 when no response came
 	response string
 	reason   string
+	// keepLast takes the status and response stored on the row (its last
+	// attempt's) instead of status and response.
+	keepLast bool
 }
 
 // acks is what one flush writes, in one transaction.
@@ -205,24 +208,27 @@ func flush(ctx context.Context, conn *pgx.Conn, shard int, a *acks) error {
 	for _, g := range byEpoch(dead) {
 		n := len(g.seqs)
 		attempts, statuses := make([]int32, n), make([]*int32, n)
-		responses, reasons := make([]string, n), make([]string, n)
+		responses, reasons, keep := make([]string, n), make([]string, n), make([]bool, n)
 		for j, i := range g.idx {
 			d := a.dead[i]
 			attempts[j], statuses[j] = int32(d.attempts), statusArg(d.status)
-			responses[j], reasons[j] = d.response, d.reason
+			responses[j], reasons[j], keep[j] = d.response, d.reason, d.keepLast
 		}
 		b.Queue(`WITH d AS (
-				SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[])
-					AS d(seq, attempts, status, response, reason)),
+				SELECT * FROM unnest($3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bool[])
+					AS d(seq, attempts, status, response, reason, keep)),
 			moved AS (
 				DELETE FROM `+table+` WHERE epoch = $2 AND seq = ANY($3::bigint[])
-				RETURNING epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event)
+				RETURNING epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event,
+					last_status, last_response)
 			INSERT INTO ordo.dead_letters (shard, epoch, seq, ordering_key, source_id, destination_id, message_id,
 				received_at, event, attempts, last_status, last_response, reason)
 			SELECT $1, m.epoch, m.seq, m.ordering_key, m.source_id, m.destination_id, m.message_id,
-				m.received_at, m.event, d.attempts, d.status, d.response, d.reason
+				m.received_at, m.event, d.attempts,
+				CASE WHEN d.keep THEN m.last_status ELSE d.status END,
+				CASE WHEN d.keep THEN m.last_response ELSE d.response END, d.reason
 			FROM moved m JOIN d ON d.seq = m.seq
-			ON CONFLICT (shard, epoch, seq) DO NOTHING`, shard, g.epoch, g.seqs, attempts, statuses, responses, reasons)
+			ON CONFLICT (shard, epoch, seq) DO NOTHING`, shard, g.epoch, g.seqs, attempts, statuses, responses, reasons, keep)
 	}
 	retried := make([]pos, len(a.retries))
 	for i, r := range a.retries {

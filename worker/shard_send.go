@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/deliver"
+	"github.com/ordo-pipeline/ordo/workspace"
 )
 
 // Sending a shard's ready lanes and applying the results: acknowledgements,
@@ -54,6 +55,10 @@ func (l *shardLoop) sendBatch(d *destination, now time.Time) bool {
 		if ln.solo {
 			n = 1
 		}
+		if n = sendable(ln, n, d.retry, now); n == 0 {
+			l.expire(d, ln, now)
+			continue
+		}
 		for _, r := range ln.rows[:n] {
 			events = append(events, deliver.Event{MessageID: r.messageID, Payload: r.event})
 		}
@@ -85,6 +90,60 @@ func (l *shardLoop) sendBatch(d *destination, now time.Time) bool {
 		l.results <- &sendResult{dest: d, lanes: lanes, took: time.Since(start), res: res, aborted: l.sendCtx.Err() != nil}
 	}()
 	return true
+}
+
+// pastRetries says whether r, which waited behind its lane's barrier, may
+// not be attempted again: retryLater when it may (or was never attempted:
+// the first attempt always goes), else why it is dead-lettered.
+func pastRetries(r *row, p workspace.RetryPolicy, now time.Time) outcome {
+	if r.attempts == 0 {
+		return retryLater
+	}
+	return judge(r, r.attempts, p, now)
+}
+
+// sendable returns how many of the lane's first n rows may be sent: those
+// before the first that is past its retries.
+func sendable(ln *lane, n int, p workspace.RetryPolicy, now time.Time) int {
+	for i, r := range ln.rows[:n] {
+		if pastRetries(r, p, now) != retryLater {
+			return i
+		}
+	}
+	return n
+}
+
+// expire dead-letters, without another attempt, the rows at the head of the
+// lane that are past their retries (MaxAge or MaxAttempts reached while
+// they waited). They keep their last status and response. The lane waits
+// for the flush.
+func (l *shardLoop) expire(d *destination, ln *lane, now time.Time) {
+	n := 0
+	for _, r := range ln.rows {
+		out := pastRetries(r, d.retry, now)
+		if out == retryLater {
+			break
+		}
+		dl := deadLetter{pos: r.pos, attempts: r.attempts, reason: expiredText(out), keepLast: true}
+		if i, ok := l.acks.retryAt[r.pos]; ok {
+			// Its last failure is not flushed yet: take it from there.
+			dl.status, dl.response, dl.keepLast = l.acks.retries[i].status, l.acks.retries[i].response, false
+		}
+		l.dead(dl)
+		d.metrics.dead(out.reason(), 1)
+		n++
+	}
+	ln.inflight = n
+	l.take(ln)
+	ln.busy = true
+	l.ackLanes = append(l.ackLanes, ln) // busy until the flush
+}
+
+func expiredText(o outcome) string {
+	if o == deadMaxAttempts {
+		return "max attempts reached before the next attempt"
+	}
+	return "max age reached before the next attempt"
 }
 
 // handle applies a finished request to its lanes: delivered rows are

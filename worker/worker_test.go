@@ -164,6 +164,72 @@ func testRejectedKey(t *testing.T, batch string) {
 	}
 }
 
+// TestMaxAgeReachedBehindBarrier checks that an event whose maxAge passes
+// while it waits behind its barrier is dead-lettered without another
+// request, keeping the status and response of its last attempt, and that
+// an event past maxAge that was never attempted still gets its attempt.
+// The last attempt's bookkeeping is either flushed already or, with a long
+// flush interval, still waiting to be.
+func TestMaxAgeReachedBehindBarrier(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, retry string
+		env         []string
+	}{
+		{"bookkeeping flushed", `{"initialBackoff": "1s", "maxBackoff": "1s", "maxAttempts": 1000, "maxAge": "600ms"}`, nil},
+		{"bookkeeping pending", `{"initialBackoff": "500ms", "maxBackoff": "500ms", "maxAttempts": 1000, "maxAge": "300ms"}`,
+			[]string{"ORDO_WORKER_FLUSH_INTERVAL=10s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testMaxAgeBehindBarrier(t, tc.retry, tc.env)
+		})
+	}
+}
+
+func testMaxAgeBehindBarrier(t *testing.T, retry string, env []string) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	h := newHook(t, func(events []event) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			tries[e.messageID()]++
+		}
+		return 503, "down"
+	})
+	// The first retry is due after maxAge.
+	b := setup(t, 4, workspaceJSON("hook|1|"+retry), map[string]*hook{"hook": h})
+	w := b.startWorker(env...)
+	eventually(t, 10*time.Second, "worker holds every shard", func() bool { return w.owned() == 4 })
+	events := stream(3, 2, "k")
+	b.insert("web", []string{"hook"}, events)
+	eventually(t, 20*time.Second, "every event dead-lettered", func() bool { return b.pending() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range events {
+		if n := tries[e.messageID()]; n != 1 {
+			t.Errorf("event %s was sent %d times, want once", e.messageID(), n)
+		}
+	}
+	dls := b.deadLetters()
+	if len(dls) != len(events) {
+		t.Errorf("%d dead letters, want %d", len(dls), len(events))
+	}
+	for _, d := range dls {
+		if d.Attempts != 1 || d.Status == nil || *d.Status != 503 || d.Response != "down" || !strings.Contains(d.Reason, "max age") {
+			t.Errorf("dead letter %s = attempts %d, status %v, response %q, reason %q; want 1, 503, down, max age",
+				d.MessageID, d.Attempts, d.Status, d.Response, d.Reason)
+		}
+		// The first event of each key expired behind its barrier, the
+		// second (already past maxAge when its turn came) failed once.
+		before := strings.Contains(d.Reason, "before the next attempt")
+		if first := strings.HasSuffix(d.MessageID, "#0"); before != first {
+			t.Errorf("dead letter %s: reason %q", d.MessageID, d.Reason)
+		}
+	}
+}
+
 // productionTimers are the default heartbeat and liveness, for the tests
 // of the contract's 10 seconds.
 var productionTimers = []string{"ORDO_WORKER_HEARTBEAT=1s", "ORDO_WORKER_LIVENESS=5s"}
