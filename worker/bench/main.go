@@ -141,15 +141,15 @@ func (b *bench) drainRun(name string, n, batch int) error {
 	}
 	start := b.hook.events.Load()
 	began := time.Now()
-	stop, err := b.startWorker(batch)
+	w, err := b.startWorker(batch)
 	if err != nil {
 		return err
 	}
-	for b.hook.events.Load()-start < int64(n) {
-		time.Sleep(10 * time.Millisecond)
+	if err := b.waitDelivered(w, start, n); err != nil {
+		return err
 	}
 	took := time.Since(began)
-	if err := stop(); err != nil {
+	if err := w.stop(); err != nil {
 		return err
 	}
 	fmt.Printf("%-28s %10d %12.2f %14.0f\n", name, n, took.Seconds(), float64(n)/took.Seconds())
@@ -163,10 +163,11 @@ func (b *bench) soak(n, batch int) error {
 	if err != nil {
 		return err
 	}
-	stop, err := b.startWorker(batch)
+	w, err := b.startWorker(batch)
 	if err != nil {
 		return err
 	}
+	defer w.stop() //nolint:errcheck // a no-op once stopped below
 	start := b.hook.events.Load()
 	began := time.Now()
 	const chunk = 5000
@@ -186,11 +187,11 @@ func (b *bench) soak(n, batch int) error {
 		}
 	}
 	written := time.Since(began)
-	for b.hook.events.Load()-start < int64(n) {
-		time.Sleep(10 * time.Millisecond)
+	if err := b.waitDelivered(w, start, n); err != nil {
+		return err
 	}
 	took := time.Since(began)
-	if err := stop(); err != nil {
+	if err := w.stop(); err != nil {
 		return err
 	}
 	fmt.Printf("%-28s %10d %12.2f %14.0f   (written in %.1fs while delivering)\n", fmt.Sprintf("soak (maxBatchSize %d)", batch), n, took.Seconds(), float64(n)/took.Seconds(), written.Seconds())
@@ -220,10 +221,42 @@ func (b *bench) soak(n, batch int) error {
 
 func mb(n int64) string { return fmt.Sprintf("%.1fMB", float64(n)/(1<<20)) }
 
+// runningWorker is a worker started by startWorker.
+type runningWorker struct {
+	cancel context.CancelFunc
+	done   chan error // receives Run's result
+	exited bool
+	err    error
+}
+
+// stop stops the worker (SIGTERM-style drain) and returns Run's result.
+func (w *runningWorker) stop() error {
+	w.cancel()
+	if !w.exited {
+		w.err, w.exited = <-w.done, true
+	}
+	return w.err
+}
+
+// waitDelivered waits until the hook has counted n events more than start,
+// or fails if the worker exits first.
+func (b *bench) waitDelivered(w *runningWorker, start int64, n int) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for b.hook.events.Load()-start < int64(n) {
+		select {
+		case err := <-w.done:
+			w.err, w.exited = err, true
+			return fmt.Errorf("worker stopped with %d of %d events delivered: %v", b.hook.events.Load()-start, n, err)
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // startWorker runs a worker in this process with a workspace of one webhook
-// of maxBatchSize batch. The returned function stops it (SIGTERM-style
-// drain).
-func (b *bench) startWorker(batch int) (func() error, error) {
+// of maxBatchSize batch.
+func (b *bench) startWorker(batch int) (*runningWorker, error) {
 	ws := fmt.Sprintf(`{"sources": [{"id": "web", "writeKey": "wk", "destinations": ["hook"]}],
 		"destinations": [{"id": "hook", "type": "webhook", "config": {"url": %q, "maxBatchSize": %d}}]}`, b.hook.url, batch)
 	path := filepath.Join(b.dir, fmt.Sprintf("ws-%d.json", batch))
@@ -246,14 +279,11 @@ func (b *bench) startWorker(batch int) (func() error, error) {
 	}
 	cfg.AdminAddr = ""
 	ctx, cancel := context.WithCancel(b.ctx)
-	done := make(chan error, 1)
+	w := &runningWorker{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		done <- worker.Run(ctx, &cfg, worker.Options{Logger: cfg.Log.Logger(os.Stderr, "worker")})
+		w.done <- worker.Run(ctx, &cfg, worker.Options{Logger: cfg.Log.Logger(os.Stderr, "worker")})
 	}()
-	return func() error {
-		cancel()
-		return <-done
-	}, nil
+	return w, nil
 }
 
 // insert writes n events numbered from first, round-robin over the keys,
