@@ -84,6 +84,11 @@ func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {
 // the batcher is closing; a queue that stayed full until ctx's deadline
 // marks the node failed, as it is not keeping up.
 func (b *batcher) submit(ctx context.Context, r *request) error {
+	if ctx.Err() != nil {
+		// Its caller gave up already: queueing it would race the batcher
+		// to take it.
+		return fmt.Errorf("%w: gave up before queueing: %w", ErrUnavailable, context.Cause(ctx))
+	}
 	select {
 	case b.queue <- r:
 		return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,10 +16,11 @@ func (s *Store) suspectNode(node string) bool {
 	return ok && b.suspect(time.Now())
 }
 
-// TestCallerGivingUpDoesNotFailTheNode checks that a write whose caller
-// gave up before its batch began is answered ErrUnavailable without
-// marking its node failed: only a batch that fails, or a queue that stays
-// full, says the node is failing.
+// TestCallerGivingUpDoesNotFailTheNode checks that writes whose caller
+// gave up before their batch began, before queueing or while queued, are
+// answered ErrUnavailable, unwritten, without marking their node failed:
+// only a batch that fails, or a queue that stays full, says the node is
+// failing.
 func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
@@ -31,7 +33,28 @@ func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	if err := b.store.Write(cancelled, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
 	}
+	// One that gives up while queued behind a batch that waits for a
+	// shard's write lock.
+	release := b.holdWriteLock(t, 0, b.snap.Lookup(k).Shard)
+	blocked := make(chan error, 1)
+	go func() { blocked <- b.store.Write(t.Context(), []Event{event(k, "blocked", `{}`)}) }()
+	time.Sleep(100 * time.Millisecond) // its batch began and waits
+	queued, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := b.store.Write(queued, []Event{event(k, "queued", `{}`)}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Write that gave up while queued = %v, want ErrUnavailable", err)
+	}
 	if b.store.suspectNode("n1") {
-		t.Error("n1 is marked failed after a write whose caller gave up")
+		t.Error("n1 is marked failed after a write that gave up while queued")
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Errorf("Write once the lock was released: %v", err)
+	}
+	if b.store.suspectNode("n1") {
+		t.Error("n1 is marked failed after writes whose callers gave up")
+	}
+	if ids := b.messageIDs(t, 0); strings.Join(ids, ",") != "first,blocked" {
+		t.Errorf("stored %v, want [first blocked]", ids)
 	}
 }
