@@ -247,7 +247,7 @@ func (b *bench) waitDelivered(w *runningWorker, start int64, n int) error {
 		select {
 		case err := <-w.done:
 			w.err, w.exited = err, true
-			return fmt.Errorf("worker stopped with %d of %d events delivered: %v", b.hook.events.Load()-start, n, err)
+			return fmt.Errorf("worker stopped with %d of %d events delivered: %w", b.hook.events.Load()-start, n, err)
 		case <-tick.C:
 		}
 	}
