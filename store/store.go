@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ordo-pipeline/ordo/shard"
@@ -121,8 +122,9 @@ type Store struct {
 	// retired are batchers still writing what they hold, after their
 	// node's URL changed or their node left the map.
 	retired map[*batcher]struct{}
-	// prunedFor is the snapshot prune last looked at.
-	prunedFor *shard.Snapshot
+	// prunedFor is the snapshot prune last looked at; read without mu,
+	// so that most writes skip prune without taking it.
+	prunedFor atomic.Pointer[shard.Snapshot]
 }
 
 // New returns a Store that routes by m. Call Close when done.
@@ -201,15 +203,15 @@ const nodeDetached = "detached"
 // routed by an older snapshot starts such a node's batcher again.
 func (s *Store) prune() {
 	snap := s.m.Current()
-	if snap == nil {
+	if snap == nil || snap == s.prunedFor.Load() {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || snap == s.prunedFor {
+	if s.closed || snap == s.prunedFor.Load() {
 		return
 	}
-	s.prunedFor = snap
+	s.prunedFor.Store(snap)
 	for name, b := range s.batchers {
 		if n, ok := snap.Nodes[name]; !ok || n.State == nodeDetached {
 			delete(s.batchers, name)
