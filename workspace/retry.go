@@ -33,7 +33,8 @@ type RetryPolicy struct {
 	MaxAttempts int
 
 	// MaxAge is how long after it was received an event is still retried;
-	// after that its next failure dead-letters it. Defaults to 3 hours.
+	// after that it is dead-lettered instead of being tried again. Defaults to
+	// 3 hours.
 	MaxAge time.Duration
 }
 
