@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
+	"github.com/ordo-pipeline/ordo/internal/dsn"
 )
 
 // DefaultAdminAddr is where /health, /ready and /metrics listen when
@@ -88,6 +89,9 @@ type Tuning struct {
 
 // Validate checks the settings; errors name the variable at fault.
 func (c *Config) Validate() error {
+	if err := dsn.Check(c.CatalogURL); err != nil {
+		return &cli.SettingError{Var: "ORDO_CATALOG_URL", Msg: err.Error()}
+	}
 	if a := c.AdminAddr; a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return &cli.SettingError{Var: "ORDO_ADMIN_ADDR", Msg: fmt.Sprintf("not a host:port address: %q", a)}

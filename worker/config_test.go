@@ -42,11 +42,13 @@ func TestConfigErrorsNameVariable(t *testing.T) {
 		"ORDO_WORKER_POLL":       "-1s",
 		"ORDO_ADMIN_ADDR":        "9090",
 		"ORDO_LOG_FORMAT":        "xml",
+		"ORDO_CATALOG_URL":       "postgres://c:notaport/x",
 	} {
-		env := map[string]string{name: value}
+		env := map[string]string{}
 		for k, v := range base {
 			env[k] = v
 		}
+		env[name] = value
 		_, err := cli.ParseEnv[Config](env)
 		var se *cli.SettingError
 		if !errors.As(err, &se) || se.Var != name {
