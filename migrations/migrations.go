@@ -135,3 +135,28 @@ func Versions(ctx context.Context, conn *pgx.Conn, catalog bool) (uint, bool, er
 	}
 	return uint(version), dirty, nil
 }
+
+// Latest returns the newest version of the catalog or node set embedded
+// in this build: what Versions reports once Catalog or Node has run.
+func Latest(catalog bool) (uint, error) {
+	s := nodeSet
+	if catalog {
+		s = catalogSet
+	}
+	src, err := iofs.New(files, s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("reading embedded %s migrations: %w", s.dir, err)
+	}
+	defer src.Close()
+	v, err := src.First()
+	if err != nil {
+		return 0, fmt.Errorf("reading embedded %s migrations: %w", s.dir, err)
+	}
+	for {
+		next, err := src.Next(v)
+		if err != nil {
+			return v, nil //nolint:nilerr // no next version: v is the newest
+		}
+		v = next
+	}
+}

@@ -74,8 +74,10 @@ func (m *mover) copy(ctx context.Context) error {
 			return fmt.Errorf("clearing an earlier copy of dead letters: %w", err)
 		}
 		n, err := pipe(ctx, src.PgConn(), tx.Conn().PgConn(),
-			fmt.Sprintf("COPY (SELECT %s FROM %s ORDER BY epoch, seq) TO STDOUT", shardColumns, table),
-			fmt.Sprintf("COPY %s (%s) FROM STDIN", table, shardColumns))
+			// The copies are marked copied: the target's table takes rows
+			// of older epochs only so (see package schema).
+			fmt.Sprintf("COPY (SELECT %s, true FROM %s ORDER BY epoch, seq) TO STDOUT", shardColumns, table),
+			fmt.Sprintf("COPY %s (%s, copied) FROM STDIN", table, shardColumns))
 		if err != nil {
 			return fmt.Errorf("copying rows: %w", err)
 		}

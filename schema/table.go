@@ -23,10 +23,21 @@ const FenceTrigger = "ordo_fence"
 // FencedCode is the SQLSTATE of an insert into a fenced shard table.
 const FencedCode = "OR001"
 
-// Columns are the columns a writer supplies, in COPY order. epoch and seq
-// come from the table's defaults; attempts and the retry bookkeeping start
-// empty.
+// Columns are the columns a writer supplies when it inserts into one
+// shard's table directly, in COPY order. epoch, seq and shard come from
+// the table's defaults; attempts and the retry bookkeeping start empty.
 var Columns = []string{"ordering_key", "source_id", "destination_id", "message_id", "received_at", "event"}
+
+// Parent is the partitioned table that holds every shard table of a node
+// as a partition, listed by shard. A writer sends a batch for many shards
+// as one COPY into it, with RoutedColumns.
+var Parent = pgx.Identifier{Schema, "events"}
+
+// RoutedColumns are the columns a writer supplies when it inserts through
+// Parent: Columns, then the shard and the epoch its placement map gives
+// for the shard. A row whose epoch is not the partition's current one is
+// refused (IsStale), as is a row for a shard the node does not hold.
+var RoutedColumns = append(append([]string(nil), Columns...), "shard", "epoch")
 
 // Table returns the name of shard's table.
 func Table(shard int) pgx.Identifier {
@@ -51,28 +62,44 @@ type Execer interface {
 }
 
 // Create makes shard's table on the node if it does not exist, with epoch
-// as the default epoch of new rows. On an existing table it changes
-// nothing, not even the epoch.
+// as the default epoch of new rows, and attaches it to Parent. On an
+// existing table it changes nothing, not even the epoch.
+//
+// The table is created on its own and then attached, which takes only a
+// SHARE UPDATE EXCLUSIVE lock on Parent: writes to the node's other
+// shards go on meanwhile (CREATE TABLE ... PARTITION OF would block them).
 func Create(ctx context.Context, db Execer, shard int, epoch int64) error {
 	if epoch <= 0 {
 		return fmt.Errorf("creating shard %d table: epoch %d must be positive", shard, epoch)
 	}
-	// The statement is built from integers only.
-	sql := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-    epoch           bigint NOT NULL DEFAULT %d,
-    seq             bigint NOT NULL DEFAULT nextval('ordo.event_seq'),
-    ordering_key    text NOT NULL,
-    source_id       text NOT NULL,
-    destination_id  text NOT NULL,
-    message_id      text NOT NULL,
-    received_at     timestamptz NOT NULL,
-    event           json NOT NULL,
-    attempts        int NOT NULL DEFAULT 0,
+	if shard < 0 {
+		return fmt.Errorf("creating shard %d table: shard must not be negative", shard)
+	}
+	// The statement is built from integers only. Its columns are Parent's,
+	// in Parent's order (see the node migrations).
+	t := Table(shard).Sanitize()
+	sql := fmt.Sprintf(`DO $$
+BEGIN
+IF to_regclass('%[1]s') IS NULL THEN
+CREATE TABLE %[1]s (
+    epoch            bigint NOT NULL DEFAULT %[3]d,
+    seq              bigint NOT NULL DEFAULT nextval('ordo.event_seq'),
+    ordering_key     text NOT NULL,
+    source_id        text NOT NULL,
+    destination_id   text NOT NULL,
+    message_id       text NOT NULL,
+    received_at      timestamptz NOT NULL,
+    event            json NOT NULL,
+    attempts         int NOT NULL DEFAULT 0,
     first_attempt_at timestamptz,
-    next_attempt_at timestamptz,
-    last_status     int,
-    last_response   text,
-    PRIMARY KEY (epoch, seq)
+    next_attempt_at  timestamptz,
+    last_status      int,
+    last_response    text,
+    shard            int NOT NULL DEFAULT %[2]d,
+    copied           boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (epoch, seq),
+    CONSTRAINT ordo_shard CHECK (shard = %[2]d),
+    CONSTRAINT ordo_epoch CHECK (epoch = %[3]d OR copied)
 ) WITH (
     fillfactor = 90,
     autovacuum_vacuum_scale_factor = 0,
@@ -80,14 +107,21 @@ func Create(ctx context.Context, db Execer, shard int, epoch int64) error {
     autovacuum_vacuum_insert_scale_factor = 0,
     autovacuum_vacuum_insert_threshold = 50000,
     autovacuum_vacuum_cost_delay = 0
-)`, Table(shard).Sanitize(), epoch)
+);
+ALTER TABLE %[4]s ATTACH PARTITION %[1]s FOR VALUES IN (%[2]d);
+END IF;
+END
+$$`, t, shard, epoch, Parent.Sanitize())
 	if _, err := db.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("creating shard %d table: %w", shard, err)
 	}
 	return nil
 }
 
-// Drop removes shard's table and everything in it, if it exists.
+// Drop removes shard's table and everything in it, if it exists. Dropping
+// a partition takes an ACCESS EXCLUSIVE lock on Parent for a moment, so it
+// waits for the writes in flight on the node and holds up new ones until
+// it commits: run it with a lock_timeout, and commit soon.
 func Drop(ctx context.Context, db Execer, shard int) error {
 	if _, err := db.Exec(ctx, "DROP TABLE IF EXISTS "+Table(shard).Sanitize()); err != nil {
 		return fmt.Errorf("dropping shard %d table: %w", shard, err)
@@ -181,7 +215,9 @@ func Fence(ctx context.Context, tx pgx.Tx, shard int) error {
 	if err != nil || fenced {
 		return err
 	}
-	if _, err := tx.Exec(ctx, "CREATE TRIGGER "+FenceTrigger+" BEFORE INSERT ON "+t+" FOR EACH STATEMENT EXECUTE FUNCTION ordo.fenced()"); err != nil {
+	// A row trigger: statement triggers of a partition do not fire for
+	// rows routed through Parent.
+	if _, err := tx.Exec(ctx, "CREATE TRIGGER "+FenceTrigger+" BEFORE INSERT ON "+t+" FOR EACH ROW EXECUTE FUNCTION ordo.fenced()"); err != nil {
 		return fmt.Errorf("fencing shard %d table: %w", shard, err)
 	}
 	return nil
@@ -208,12 +244,50 @@ func IsFencedTable(ctx context.Context, db Execer, shard int) (bool, error) {
 }
 
 // IsStale reports whether err says the writer's placement is out of date:
-// the shard's table on that node is fenced or gone. The writer should
-// reload the placement map and write to the shard's current node.
+// the shard's table on that node is fenced or gone, or holds the shard at
+// another epoch than the writer named. The writer should reload the
+// placement map and write to the shard's current node.
 func IsStale(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return false
 	}
-	return pgErr.Code == FencedCode || pgErr.Code == "42P01" // 42P01: undefined_table
+	switch pgErr.Code {
+	case FencedCode, undefinedTable:
+		return true
+	case checkViolation:
+		// No partition for the shard, or the partition's ordo_epoch or
+		// ordo_shard constraint: the only checks on these tables.
+		return pgErr.TableName == Parent[1] || strings.HasPrefix(pgErr.ConstraintName, "ordo_") ||
+			strings.HasPrefix(pgErr.Message, "no partition of relation")
+	}
+	return false
+}
+
+// SQLSTATEs IsStale recognises besides FencedCode.
+const (
+	undefinedTable = "42P01"
+	checkViolation = "23514"
+)
+
+// StaleShard returns the shard that a stale error (IsStale) names: the
+// table that was fenced, or refused the row's epoch, or the shard no
+// partition exists for.
+func StaleShard(err error) (int, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !IsStale(err) {
+		return 0, false
+	}
+	if s, ok := ShardOf(pgErr.TableName); ok {
+		return s, true
+	}
+	// "Partition key of the failing row contains (shard) = (12)."
+	if _, rest, ok := strings.Cut(pgErr.Detail, "(shard) = ("); ok {
+		if n, _, ok := strings.Cut(rest, ")"); ok {
+			if s, err := strconv.Atoi(n); err == nil && s >= 0 {
+				return s, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -15,7 +15,10 @@ import (
 )
 
 // batcher gathers the requests for one node and writes them in batches,
-// one batch at a time, on its own goroutine.
+// with up to Config.Writers batches in flight, each on its own goroutine.
+// A writer that is free takes what is queued (group commit): when the node
+// is idle a request is written at once, alone; under load, each batch is
+// what arrived while the writers were busy.
 type batcher struct {
 	node    string
 	url     string
@@ -76,7 +79,15 @@ func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	go b.run()
+	var wg sync.WaitGroup
+	for range cfg.Writers {
+		wg.Go(b.run)
+	}
+	go func() {
+		wg.Wait()
+		b.pool.Close()
+		close(b.done)
+	}()
 	return b, nil
 }
 
@@ -115,9 +126,9 @@ func (b *batcher) close() {
 	<-b.done
 }
 
+// run is one writer: it writes batches until the batcher stops, then
+// what is still queued.
 func (b *batcher) run() {
-	defer close(b.done)
-	defer b.pool.Close()
 	for {
 		var first *request
 		select {
@@ -132,9 +143,10 @@ func (b *batcher) run() {
 	}
 }
 
-// gather collects requests into a batch, starting with first, until the
-// batch holds MaxRows rows or MaxWait has passed. Requests whose waiters
-// gave up are left out, so the batch may be empty.
+// gather collects requests into a batch, starting with first: what is
+// queued now, then, when MaxWait is set, what arrives until MaxWait has
+// passed, until the batch holds MaxRows rows. Requests whose waiters gave
+// up are left out, so the batch may be empty.
 func (b *batcher) gather(first *request) []*request {
 	var batch []*request
 	rows := 0
@@ -145,6 +157,18 @@ func (b *batcher) gather(first *request) []*request {
 		}
 	}
 	add(first)
+	for rows < b.cfg.MaxRows {
+		select {
+		case r := <-b.queue:
+			add(r)
+			continue
+		default:
+		}
+		break
+	}
+	if b.cfg.MaxWait <= 0 || rows >= b.cfg.MaxRows {
+		return batch
+	}
 	timer := time.NewTimer(b.cfg.MaxWait)
 	defer timer.Stop()
 	for rows < b.cfg.MaxRows {

@@ -9,9 +9,11 @@ import (
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
-// routed is an event with the shard it hashes to.
+// routed is an event with the shard it hashes to, and the shard's epoch
+// in the snapshot it is routed by.
 type routed struct {
 	shard int
+	epoch int64
 	ev    *Event
 }
 
@@ -87,8 +89,10 @@ func (s *Store) snapshot(ctx context.Context) (*shard.Snapshot, error) {
 func (s *Store) writeOnce(ctx context.Context, snap *shard.Snapshot, events []routed, deadline time.Time) ([]routed, error) {
 	byNode := map[string][]routed{}
 	var order []string
-	for _, r := range events {
-		name := snap.Shards[r.shard].Node
+	for i := range events {
+		p := snap.Shards[events[i].shard]
+		events[i].epoch = p.Epoch
+		r, name := events[i], p.Node
 		if _, ok := byNode[name]; !ok {
 			order = append(order, name)
 		}

@@ -25,7 +25,7 @@ var ErrRejected = errors.New("event data rejected by the database")
 // Default settings.
 const (
 	DefaultMaxRows      = 1000
-	DefaultMaxWait      = 5 * time.Millisecond
+	DefaultWriters      = 2
 	DefaultWriteTimeout = 5 * time.Second
 	DefaultQueueSize    = 4096
 )
@@ -37,9 +37,14 @@ type Config struct {
 	// 1000.
 	MaxRows int
 
-	// MaxWait is how long a batch gathers requests after its first one
-	// before it is written. Defaults to 5 milliseconds.
+	// MaxWait is how long a batch may wait for more requests after taking
+	// those already queued. The default, 0, waits for none: a batch is
+	// what arrived while the node's writers were busy.
 	MaxWait time.Duration
+
+	// Writers is how many batches may be in flight per node. Defaults to
+	// 2: one gathers and sends while the other commits.
+	Writers int
 
 	// WriteTimeout bounds each Write: queueing, batching, retries after a
 	// shard moved and the commit. Defaults to 5 seconds.
@@ -65,8 +70,11 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRows <= 0 {
 		c.MaxRows = DefaultMaxRows
 	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = DefaultMaxWait
+	if c.MaxWait < 0 {
+		c.MaxWait = 0
+	}
+	if c.Writers <= 0 {
+		c.Writers = DefaultWriters
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
@@ -77,6 +85,7 @@ func (c Config) WithDefaults() Config {
 	if c.MaxConns <= 0 {
 		c.MaxConns = 4
 	}
+	c.MaxConns = max(c.MaxConns, int32(c.Writers))
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

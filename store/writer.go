@@ -88,11 +88,13 @@ func (b *batcher) nodeAtFault(ctx context.Context, budget time.Duration) bool {
 	return ctx.Err() == nil || budget >= b.cfg.WriteTimeout/2
 }
 
-// write writes batch in one transaction, one COPY per shard table. When a
-// COPY fails, it returns the shard it was writing, else -1.
+// write writes batch in one transaction, as one COPY into the node's
+// parent table whatever shards it touches. When the node refuses a shard
+// as stale (fenced, gone, or at another epoch), it returns that shard,
+// else -1.
 func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 	began := time.Now()
-	shards, rows := groupByShard(batch)
+	shards, n := shardsOf(batch)
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
 		return -1, fmt.Errorf("beginning transaction: %w", err)
@@ -106,18 +108,15 @@ func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 	if err := schema.LockForWrite(ctx, tx, shards); err != nil {
 		return -1, err
 	}
-	for _, s := range shards {
-		src := &rowSource{events: rows[s]}
-		if _, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, src); err != nil {
+	src := &rowSource{batch: batch}
+	if _, err := tx.CopyFrom(ctx, schema.Parent, schema.RoutedColumns, src); err != nil {
+		if s, ok := schema.StaleShard(err); ok {
 			return s, fmt.Errorf("copying into shard %d: %w", s, err)
 		}
+		return -1, fmt.Errorf("copying: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return -1, fmt.Errorf("committing: %w", err)
-	}
-	n := 0
-	for _, r := range batch {
-		n += r.rows
 	}
 	b.metrics.commitSeconds.WithLabelValues(b.node).Observe(time.Since(began).Seconds())
 	b.metrics.batchRows.Observe(float64(n))
@@ -125,22 +124,24 @@ func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 	return -1, nil
 }
 
-// groupByShard returns the shards batch touches, in order of first use,
-// and each shard's events in batch order.
-func groupByShard(batch []*request) ([]int, map[int][]*routed) {
+// shardsOf returns the shards batch touches, each once, and its rows.
+func shardsOf(batch []*request) ([]int, int) {
+	seen := map[int]struct{}{}
 	var shards []int
-	rows := map[int][]*routed{}
+	rows := 0
 	for _, r := range batch {
+		rows += r.rows
 		for i := range r.events {
-			ev := &r.events[i]
-			if _, ok := rows[ev.shard]; !ok {
-				shards = append(shards, ev.shard)
+			if s := r.events[i].shard; !has(seen, s) {
+				seen[s] = struct{}{}
+				shards = append(shards, s)
 			}
-			rows[ev.shard] = append(rows[ev.shard], ev)
 		}
 	}
 	return shards, rows
 }
+
+func has(m map[int]struct{}, k int) bool { _, ok := m[k]; return ok }
 
 // touches reports whether r has an event in shard.
 func (r *request) touches(shard int) bool {
@@ -163,25 +164,31 @@ func isDataError(err error) bool {
 	return strings.HasPrefix(pgErr.Code, "22") || pgErr.Code == "54001" // data_exception, statement_too_complex
 }
 
-// rowSource feeds COPY one row per event and destination, in order,
-// without building the rows up front. It implements pgx.CopyFromSource.
+// rowSource feeds COPY one row per event and destination, request by
+// request and in order, without building the rows up front. It implements
+// pgx.CopyFromSource.
 type rowSource struct {
-	events []*routed
-	i, d   int // next event, and next destination of it
-	row    [6]any
+	batch   []*request
+	r, i, d int // next request, event of it, and destination of that
+	row     [8]any
 }
 
 var _ pgx.CopyFromSource = (*rowSource)(nil)
 
 func (s *rowSource) Next() bool {
-	for s.i < len(s.events) {
-		ev := s.events[s.i].ev
-		if s.d < len(ev.Destinations) {
-			s.row = [6]any{ev.OrderingKey, ev.SourceID, ev.Destinations[s.d], ev.MessageID, ev.ReceivedAt, ev.JSON}
-			s.d++
-			return true
+	for s.r < len(s.batch) {
+		events := s.batch[s.r].events
+		for s.i < len(events) {
+			rt := &events[s.i]
+			ev := rt.ev
+			if s.d < len(ev.Destinations) {
+				s.row = [8]any{ev.OrderingKey, ev.SourceID, ev.Destinations[s.d], ev.MessageID, ev.ReceivedAt, ev.JSON, int32(rt.shard), rt.epoch}
+				s.d++
+				return true
+			}
+			s.i, s.d = s.i+1, 0
 		}
-		s.i, s.d = s.i+1, 0
+		s.r, s.i = s.r+1, 0
 	}
 	return false
 }
