@@ -12,8 +12,9 @@ import (
 
 // Limits on batching settings.
 const (
-	maxBatchRows = 1_000_000
-	maxBatchWait = time.Second
+	maxBatchRows    = 1_000_000
+	maxBatchWait    = time.Second
+	maxBatchWriters = 64
 )
 
 // Config is the gateway's settings, read from the environment.
@@ -27,9 +28,13 @@ type Config struct {
 	// BatchMaxRows closes a node's write batch once it holds this many
 	// rows (events times destinations). Defaults to 1000.
 	BatchMaxRows int `env:"ORDO_BATCH_MAX_ROWS" envDefault:"1000"`
-	// BatchMaxWait is how long a node's write batch gathers requests
-	// before it is written. Defaults to 5ms.
-	BatchMaxWait time.Duration `env:"ORDO_BATCH_MAX_WAIT" envDefault:"5ms"`
+	// BatchMaxWait is how long a node's write batch may wait for more
+	// requests once it has taken those queued. Defaults to 0: a batch is
+	// what arrived while the node's writers were busy.
+	BatchMaxWait time.Duration `env:"ORDO_BATCH_MAX_WAIT" envDefault:"0s"`
+	// BatchWriters is how many batches may be in flight per node.
+	// Defaults to 2.
+	BatchWriters int `env:"ORDO_BATCH_WRITERS" envDefault:"2"`
 	// WriteTimeout bounds how long a request waits for its events to be
 	// committed before it is answered 503. Defaults to 5s.
 	WriteTimeout time.Duration `env:"ORDO_WRITE_TIMEOUT" envDefault:"5s"`
@@ -42,8 +47,10 @@ const settings = `  ORDO_CATALOG_URL       Postgres URL of the catalog database 
   ORDO_HTTP_ADDR         listen address (default :8080)
   ORDO_BATCH_MAX_ROWS    write a node's batch once it holds this many rows,
                          one per event and destination (default 1000)
-  ORDO_BATCH_MAX_WAIT    longest a node's batch gathers requests before it is
-                         written, e.g. 5ms (default 5ms)
+  ORDO_BATCH_MAX_WAIT    how long a node's batch may wait for more requests
+                         after taking those queued, e.g. 2ms (default 0s: a
+                         batch is what arrived while the writers were busy)
+  ORDO_BATCH_WRITERS     batches in flight per node (default 2)
   ORDO_WRITE_TIMEOUT     longest a request waits for its commit before it is
                          answered 503 with Retry-After (default 5s)
   ORDO_LOG_FORMAT        text or json (default text)
@@ -62,8 +69,11 @@ func (c *Config) Validate() error {
 	if c.BatchMaxRows < 1 || c.BatchMaxRows > maxBatchRows {
 		return &cli.SettingError{Var: "ORDO_BATCH_MAX_ROWS", Msg: fmt.Sprintf("must be between 1 and %d, not %d", maxBatchRows, c.BatchMaxRows)}
 	}
-	if c.BatchMaxWait <= 0 || c.BatchMaxWait > maxBatchWait {
-		return &cli.SettingError{Var: "ORDO_BATCH_MAX_WAIT", Msg: fmt.Sprintf("must be more than 0 and at most %s, not %s", maxBatchWait, c.BatchMaxWait)}
+	if c.BatchMaxWait < 0 || c.BatchMaxWait > maxBatchWait {
+		return &cli.SettingError{Var: "ORDO_BATCH_MAX_WAIT", Msg: fmt.Sprintf("must be between 0s and %s, not %s", maxBatchWait, c.BatchMaxWait)}
+	}
+	if c.BatchWriters < 1 || c.BatchWriters > maxBatchWriters {
+		return &cli.SettingError{Var: "ORDO_BATCH_WRITERS", Msg: fmt.Sprintf("must be between 1 and %d, not %d", maxBatchWriters, c.BatchWriters)}
 	}
 	if c.WriteTimeout <= 0 {
 		return &cli.SettingError{Var: "ORDO_WRITE_TIMEOUT", Msg: fmt.Sprintf("must be positive, not %s", c.WriteTimeout)}

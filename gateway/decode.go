@@ -5,11 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // Request and event size limits of the contract.
@@ -76,88 +77,144 @@ func bodyError(err error, gzipped bool) *httpError {
 	return badRequest("reading the body: %v", err)
 }
 
-// field is one member of a JSON object.
+// maxMembers bounds the members of an event, or of a batch body, so that
+// what a request makes the gateway hold stays proportional to its size.
+// An event of MaxEventBytes holds at most about 5,500 members anyway.
+const maxMembers = 10_000
+
+// field is one member of a JSON object, as sent.
 type field struct {
-	key   string
-	value json.RawMessage
+	key  string // unescaped
+	kraw string // the key as sent, quoted
+	raw  string // the value as sent
+	typ  gjson.Type
+	str  string // the unescaped value, when typ is gjson.String
 }
 
-// object is a JSON object whose members keep their order and their values'
-// bytes as sent.
-type object []field
-
-// get returns the value of key, or nil.
-func (o object) get(key string) json.RawMessage {
-	for _, f := range o {
-		if f.key == key {
-			return f.value
-		}
-	}
-	return nil
+// object is a JSON object's members in the order sent. A key sent twice
+// is kept once, in its first place, with its last value, as encoding/json
+// and Postgres's jsonb do. index maps keys to their place, for objects
+// with more than a few members, so that lookups cost the same whatever
+// the object's shape.
+type object struct {
+	fields []field
+	index  map[string]int
+	dups   bool // a key was sent more than once
+	// raw is the object as sent, when fields hold its members exactly as
+	// sent, in order (no key was sent twice): enrich then appends to it.
+	raw string
 }
 
-// set replaces the value of key, or appends it.
-func (o *object) set(key string, value json.RawMessage) {
-	for i := range *o {
-		if (*o)[i].key == key {
-			(*o)[i].value = value
-			return
+// indexFrom is the member count from which object keeps an index.
+const indexFrom = 16
+
+// find returns the place of key in o, or -1.
+func (o *object) find(key string) int {
+	if o.index != nil {
+		if i, ok := o.index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range o.fields {
+		if o.fields[i].key == key {
+			return i
 		}
 	}
-	*o = append(*o, field{key, value})
+	return -1
+}
+
+// get returns the member key, and whether it is present.
+func (o *object) get(key string) (*field, bool) {
+	if i := o.find(key); i >= 0 {
+		return &o.fields[i], true
+	}
+	return nil, false
+}
+
+// add appends f, or replaces the value of the member with its key.
+func (o *object) add(f field) {
+	if i := o.find(f.key); i >= 0 {
+		o.fields[i].raw, o.fields[i].typ, o.fields[i].str = f.raw, f.typ, f.str
+		o.dups = true
+		return
+	}
+	o.fields = append(o.fields, f)
+	switch {
+	case o.index != nil:
+		o.index[f.key] = len(o.fields) - 1
+	case len(o.fields) == indexFrom:
+		o.index = make(map[string]int, 2*indexFrom)
+		for i := range o.fields {
+			o.index[o.fields[i].key] = i
+		}
+	}
 }
 
 // parseEvent decodes one event: a JSON object no deeper than MaxDepth.
-func parseEvent(data []byte) (object, *httpError) {
-	obj, herr := parseObject(data)
-	if herr != nil {
-		return nil, herr
-	}
+func parseEvent(data []byte) (*object, *httpError) {
 	if d := depth(data); d > MaxDepth {
 		return nil, badRequest("event nests objects and arrays %d levels deep, more than %d", d, MaxDepth)
 	}
-	return obj, nil
+	return parseObject(string(data))
 }
 
-// parseObject decodes one JSON object. A key sent twice keeps its last
-// value, as encoding/json and Postgres do.
-func parseObject(data []byte) (object, *httpError) {
-	if !utf8.Valid(data) {
+// parseObject decodes one JSON object into its members. The caller has
+// bounded data's depth (see depth), which bounds the validator's
+// recursion.
+func parseObject(data string) (*object, *httpError) {
+	if !utf8.ValidString(data) {
 		return nil, badRequest("malformed JSON: not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, malformed(err)
+	if !gjson.Valid(data) {
+		return nil, syntaxError(data)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	v := gjson.Parse(data)
+	if !v.IsObject() {
 		return nil, errNotObject
 	}
-	var obj object
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, malformed(err)
+	return members(v)
+}
+
+// members returns the members of v, a valid JSON object.
+func members(v gjson.Result) (*object, *httpError) {
+	obj := &object{}
+	var herr *httpError
+	v.ForEach(func(k, val gjson.Result) bool {
+		if len(obj.fields) == maxMembers {
+			herr = badRequest("object has more than %d members", maxMembers)
+			return false
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, badRequest("malformed JSON: object key is not a string")
+		f := field{key: k.Str, kraw: k.Raw, raw: val.Raw, typ: val.Type}
+		if val.Type == gjson.String {
+			f.str = val.Str
 		}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil, malformed(err)
-		}
-		obj.set(key, value)
+		obj.add(f)
+		return true
+	})
+	if herr != nil {
+		return nil, herr
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, malformed(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badRequest("malformed JSON: unexpected data after the object")
+	if !obj.dups {
+		obj.raw = v.Raw
 	}
 	return obj, nil
 }
 
+// syntaxError describes what is wrong with data, which is not valid JSON.
+// It runs only for refused input, so its cost (encoding/json's scanner)
+// does not matter.
+func syntaxError(data string) *httpError {
+	dec := json.NewDecoder(strings.NewReader(data))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("malformed JSON: unexpected data after the object")
+	}
+	return badRequest("malformed JSON")
+}
 // malformed is the answer to a JSON syntax error.
 func malformed(err error) *httpError {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -199,37 +256,40 @@ func depth(data []byte) int {
 
 // parseBatch decodes a /v1/batch body into its events' raw bytes, and
 // returns the members of the body to copy into events that lack them.
-func parseBatch(data []byte) ([]json.RawMessage, object, *httpError) {
-	body, herr := parseObject(data)
+func parseBatch(data []byte) ([]string, []field, *httpError) {
+	if d := depth(data); d > MaxDepth+2 {
+		return nil, nil, badRequest("batch nests objects and arrays %d levels deep: an event may nest at most %d", d, MaxDepth)
+	}
+	body, herr := parseObject(string(data))
 	if herr == errNotObject {
 		return nil, nil, badRequest(`body must be a JSON object {"batch": [...]}`)
 	}
 	if herr != nil {
 		return nil, nil, herr
 	}
-	raw := body.get("batch")
-	if raw == nil || string(raw) == "null" {
+	raw, ok := body.get("batch")
+	if !ok || raw.typ == gjson.Null {
 		return nil, nil, badRequest(`"batch" is required: send {"batch": [event, ...]}`)
 	}
-	if raw[0] != '[' {
+	if !strings.HasPrefix(raw.raw, "[") {
 		return nil, nil, badRequest(`"batch" must be an array of events`)
 	}
-	var events []json.RawMessage
-	if err := json.Unmarshal(raw, &events); err != nil {
-		return nil, nil, malformed(fmt.Errorf("batch: %w", err))
-	}
+	var events []string
+	gjson.Parse(raw.raw).ForEach(func(_, ev gjson.Result) bool {
+		events = append(events, ev.Raw)
+		return true
+	})
 	if len(events) == 0 {
 		return nil, nil, badRequest(`"batch" is empty: send at least one event`)
 	}
-	var shared object
+	var shared []field
 	for _, key := range batchShared {
-		if v := body.get(key); v != nil {
-			shared = append(shared, field{key, v})
+		if f, ok := body.get(key); ok {
+			shared = append(shared, *f)
 		}
 	}
 	return events, shared, nil
 }
-
 // batchShared are the members of a batch body that apply to each of its
 // events lacking its own, as in Segment's batch API.
 var batchShared = []string{"context", "integrations", "sentAt"}

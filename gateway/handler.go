@@ -7,6 +7,7 @@ import (
 
 	"github.com/ordo-pipeline/ordo/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tidwall/gjson"
 )
 
 // Handler returns the gateway's HTTP API.
@@ -124,7 +125,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, typ string) ([]
 		}
 		events = make([]*event, len(raws))
 		for i, raw := range raws {
-			if events[i], herr = decodeEvent(raw, "", shared); herr != nil {
+			if events[i], herr = decodeValid(raw, "", shared); herr != nil {
 				return nil, nil, herr.inBatch(i)
 			}
 		}
@@ -148,20 +149,36 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, typ string) ([]
 // decodeEvent checks one event's size, decodes and validates it as type
 // typ ("" for a batch element naming its own), and adds the members of
 // shared it lacks.
-func decodeEvent(raw []byte, typ string, shared object) (*event, *httpError) {
+func decodeEvent(raw []byte, typ string, shared []field) (*event, *httpError) {
 	if len(raw) > MaxEventBytes {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "event is %d bytes, over the %d-byte (32 KiB) limit", len(raw), MaxEventBytes)
+		return nil, tooLarge(len(raw))
 	}
 	obj, herr := parseEvent(raw)
 	if herr != nil {
 		return nil, herr
 	}
-	for _, f := range shared {
-		if obj.get(f.key) == nil {
-			obj = append(obj, f)
-		}
+	return validate(obj, typ, shared)
+}
+
+// decodeValid is decodeEvent for an element of a batch body that
+// parseBatch has checked: valid UTF-8 and JSON, and not too deep.
+func decodeValid(raw string, typ string, shared []field) (*event, *httpError) {
+	if len(raw) > MaxEventBytes {
+		return nil, tooLarge(len(raw))
 	}
-	return validate(obj, typ)
+	v := gjson.Parse(raw)
+	if !v.IsObject() {
+		return nil, errNotObject
+	}
+	obj, herr := members(v)
+	if herr != nil {
+		return nil, herr
+	}
+	return validate(obj, typ, shared)
+}
+
+func tooLarge(n int) *httpError {
+	return errorf(http.StatusRequestEntityTooLarge, "event is %d bytes, over the %d-byte (32 KiB) limit", n, MaxEventBytes)
 }
 
 // write stores a request's rows and turns the store's errors into answers.

@@ -314,14 +314,14 @@ func TestTrickyEventsAreStored(t *testing.T) {
 
 // TestNonStringGroupAndPreviousIDs posts group and alias events whose
 // groupId and previousId are not strings, as Segment SDKs may send: each
-// is stored as sent.
+// is stored as sent, byte for byte.
 func TestNonStringGroupAndPreviousIDs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sharedClusterFor(t), nil)
 	posts := []struct{ path, body, want string }{
-		{"/v1/group", `{"userId": "ids", "groupId": 12345}`, `"groupId":12345`},
-		{"/v1/alias", `{"userId": "ids", "previousId": 678}`, `"previousId":678`},
-		{"/v1/batch", `{"batch": [{"type": "group", "userId": "ids", "groupId": {"org": 9}}]}`, `"groupId":{"org": 9}`},
+		{"/v1/group", `{"userId": "ids", "groupId": 12345}`, `"groupId": 12345`},
+		{"/v1/alias", `{"userId": "ids", "previousId": 678}`, `"previousId": 678`},
+		{"/v1/batch", `{"batch": [{"type": "group", "userId": "ids", "groupId": {"org": 9}}]}`, `"groupId": {"org": 9}`},
 	}
 	for _, p := range posts {
 		if resp := b.post(t, p.path, p.body); resp.status != 200 {

@@ -86,6 +86,8 @@ func New(cfg Config, ws *workspace.Workspace, opts Options) (*Gateway, error) {
 	g.store = store.New(g.shards, store.Config{
 		MaxRows:      cfg.BatchMaxRows,
 		MaxWait:      cfg.BatchMaxWait,
+		Writers:      cfg.BatchWriters,
+		MaxConns:     int32(cfg.BatchWriters) + 2,
 		WriteTimeout: cfg.WriteTimeout,
 		Logger:       opts.Logger,
 		Registerer:   reg,

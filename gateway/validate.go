@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 
 	"github.com/ordo-pipeline/ordo/shard"
+	"github.com/tidwall/gjson"
 )
 
 // Types are the event types, each with its endpoint /v1/<type>.
@@ -26,7 +26,8 @@ var anyValue = map[string]bool{"groupId": true, "previousId": true}
 
 // event is a decoded and validated event.
 type event struct {
-	obj         object
+	obj         *object
+	shared      []field // members of the batch body it lacks, to add
 	typ         string
 	userID      string
 	anonymousID string
@@ -35,8 +36,9 @@ type event struct {
 }
 
 // validate checks obj as an event of type typ, or, when typ is "" (an
-// element of a batch), of the type it names itself.
-func validate(obj object, typ string) (*event, *httpError) {
+// element of a batch), of the type it names itself. The members of shared
+// that obj lacks are added to it when it is enriched.
+func validate(obj *object, typ string, shared []field) (*event, *httpError) {
 	if typ == "" {
 		t, present, herr := stringField(obj, "type")
 		switch {
@@ -50,6 +52,11 @@ func validate(obj object, typ string) (*event, *httpError) {
 		typ = t
 	}
 	ev := &event{obj: obj, typ: typ}
+	for _, f := range shared {
+		if _, ok := obj.get(f.key); !ok {
+			ev.shared = append(ev.shared, f)
+		}
+	}
 	var herr *httpError
 	if ev.userID, _, herr = stringField(obj, "userId"); herr != nil {
 		return nil, herr
@@ -73,10 +80,10 @@ func validate(obj object, typ string) (*event, *httpError) {
 
 // requireField checks that obj, an event of type typ, holds its required
 // member name.
-func requireField(obj object, typ, name string) *httpError {
+func requireField(obj *object, typ, name string) *httpError {
 	if anyValue[name] {
-		raw := obj.get(name)
-		if raw != nil && raw[0] != '"' && string(raw) != "null" {
+		f, ok := obj.get(name)
+		if ok && f.typ != gjson.String && f.typ != gjson.Null {
 			return nil // a number, object, array or boolean
 		}
 		if _, present, herr := stringField(obj, name); herr != nil || present {
@@ -98,19 +105,16 @@ func requireField(obj object, typ, name string) *httpError {
 // is absent, null or "" is not present; any other value than a string is
 // an error naming the member, as is a string holding a NUL character,
 // which Postgres text cannot store.
-func stringField(obj object, name string) (s string, present bool, herr *httpError) {
-	raw := obj.get(name)
-	if raw == nil || string(raw) == "null" {
+func stringField(obj *object, name string) (s string, present bool, herr *httpError) {
+	f, ok := obj.get(name)
+	if !ok || f.typ == gjson.Null {
 		return "", false, nil
 	}
-	if raw[0] != '"' {
+	if f.typ != gjson.String {
 		return "", false, badRequest("%q must be a string", name)
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, malformed(err)
-	}
-	if strings.IndexByte(s, 0) >= 0 {
+	if strings.IndexByte(f.str, 0) >= 0 {
 		return "", false, badRequest("%q must not hold a NUL character", name)
 	}
-	return s, s != "", nil
+	return f.str, f.str != "", nil
 }
