@@ -215,6 +215,7 @@ func syntaxError(data string) *httpError {
 	}
 	return badRequest("malformed JSON")
 }
+
 // malformed is the answer to a JSON syntax error.
 func malformed(err error) *httpError {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -290,6 +291,7 @@ func parseBatch(data []byte) ([]string, []field, *httpError) {
 	}
 	return events, shared, nil
 }
+
 // batchShared are the members of a batch body that apply to each of its
 // events lacking its own, as in Segment's batch API.
 var batchShared = []string{"context", "integrations", "sentAt"}
