@@ -52,6 +52,11 @@ func Node(ctx context.Context, url string) error {
 }
 
 func apply(ctx context.Context, url string, s set) error {
+	return applyTo(ctx, url, s, 0)
+}
+
+// applyTo applies s up to version, or every migration when version is 0.
+func applyTo(ctx context.Context, url string, s set, version uint) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("parsing database url: %w", err)
@@ -75,7 +80,11 @@ func apply(ctx context.Context, url string, s set) error {
 	if err != nil {
 		return fmt.Errorf("preparing %s migrations: %w", s.dir, err)
 	}
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+	up := m.Up
+	if version > 0 {
+		up = func() error { return m.Migrate(version) }
+	}
+	if err := up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("applying %s migrations to %s: %w", s.dir, dsn.Redact(url), err)
 	}
 	return nil

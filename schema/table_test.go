@@ -2,7 +2,9 @@ package schema_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
@@ -137,5 +139,63 @@ func TestPendingAll(t *testing.T) {
 	}
 	if len(got) != 3 || got[1] != 0 || got[2] != 3 || got[7] != 1 {
 		t.Errorf("PendingAll = %v, want map[1:0 2:3 7:1]", got)
+	}
+}
+
+// TestRoutedWrites writes through the parent table as the gateway does:
+// rows land in their shard's table at its epoch, and a stale writer (an
+// older epoch, a fenced table, a shard the node lacks) is refused with the
+// shard at fault, while a move's copy of older rows is taken.
+func TestRoutedWrites(t *testing.T) {
+	t.Parallel()
+	conn := setup(t)
+	ctx := t.Context()
+	for s, epoch := range map[int]int64{1: 4, 2: 1} {
+		if err := schema.Create(ctx, conn, s, epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(rows ...[]any) error {
+		_, err := conn.CopyFrom(ctx, schema.Parent, schema.RoutedColumns, pgx.CopyFromRows(rows))
+		return err
+	}
+	row := func(shard int, epoch int64, id string) []any {
+		return []any{"k", "s", "d", id, time.Now(), []byte(`{"a": 1}`), int32(shard), epoch}
+	}
+	if err := write(row(1, 4, "a"), row(2, 1, "b"), row(1, 4, "c")); err != nil {
+		t.Fatalf("routed write: %v", err)
+	}
+	rows, err := conn.Query(ctx, `SELECT message_id FROM ordo.shard_1 ORDER BY epoch, seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || fmt.Sprint(ids) != "[a c]" {
+		t.Errorf("shard 1 holds %v, %v; want [a c]", ids, err)
+	}
+	// A move's copy: older epochs, marked copied.
+	if _, err := conn.Exec(ctx, `INSERT INTO ordo.shard_1 (epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, copied)
+		VALUES (3, 1, 'k', 's', 'd', 'old', now(), '{}', true)`); err != nil {
+		t.Errorf("copying an older row in: %v", err)
+	}
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, 2) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		row   []any
+		shard int
+		why   string
+	}{
+		{row(1, 3, "x"), 1, "older epoch"},
+		{row(1, 5, "x"), 1, "newer epoch"},
+		{row(2, 1, "x"), 2, "fenced table"},
+		{row(7, 1, "x"), 7, "no table"},
+	} {
+		err := write(row(1, 4, "ok"), c.row)
+		if !schema.IsStale(err) {
+			t.Errorf("%s: %v, want a stale-placement error", c.why, err)
+		}
+		if s, ok := schema.StaleShard(err); !ok || s != c.shard {
+			t.Errorf("%s: StaleShard = %d, %v; want %d", c.why, s, ok, c.shard)
+		}
 	}
 }
