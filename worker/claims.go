@@ -70,6 +70,7 @@ type manager struct {
 	done     chan *claim
 
 	vacuum *vacuumer // nil when VacuumRows is 0
+	waker  *waker    // nil in tests that run loops without listening
 
 	lastBeat atomic.Int64 // unix nanos of the last successful heartbeat
 }

@@ -43,9 +43,10 @@ type Tuning struct {
 	// MapPoll is how often the shard map is reloaded when no notification
 	// arrives. Defaults to 5 seconds.
 	MapPoll time.Duration `env:"ORDO_WORKER_MAP_POLL" envDefault:"5s"`
-	// Poll is how often an idle shard is read for new rows. Defaults to
-	// 200 milliseconds.
-	Poll time.Duration `env:"ORDO_WORKER_POLL" envDefault:"200ms"`
+	// Poll is how often an idle shard is read for new rows when no
+	// notification woke it: the safety net for a missed wake-up (see
+	// waker). Defaults to 15 seconds.
+	Poll time.Duration `env:"ORDO_WORKER_POLL" envDefault:"15s"`
 	// Window is how many rows one read of a shard fetches at most.
 	// Defaults to 1000.
 	Window int `env:"ORDO_WORKER_WINDOW" envDefault:"1000"`

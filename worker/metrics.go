@@ -11,16 +11,18 @@ import (
 type metrics struct {
 	registry *prometheus.Registry
 
-	shardsOwned  prometheus.Gauge
-	shardTarget  prometheus.Gauge
-	liveWorkers  prometheus.Gauge
-	delivered    *prometheus.CounterVec
-	retried      *prometheus.CounterVec
-	deadLettered *prometheus.CounterVec
-	requests     *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	sendDuration *prometheus.HistogramVec
-	lag          *prometheus.GaugeVec
+	shardsOwned    prometheus.Gauge
+	shardTarget    prometheus.Gauge
+	liveWorkers    prometheus.Gauge
+	delivered      *prometheus.CounterVec
+	retried        *prometheus.CounterVec
+	deadLettered   *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	sendDuration   *prometheus.HistogramVec
+	lag            *prometheus.GaugeVec
+	wakeups        *prometheus.CounterVec
+	listenerErrors *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -68,9 +70,17 @@ func newMetrics() *metrics {
 			Name: "ordo_worker_shard_lag_seconds",
 			Help: "Age of the oldest pending event of each owned shard (0 when none is pending).",
 		}, []string{"shard"}),
+		wakeups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_worker_row_notifications_total",
+			Help: "Notifications of committed rows received, by node.",
+		}, []string{"node"}),
+		listenerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_worker_listener_errors_total",
+			Help: "Times the connection listening for new rows failed, by node; its shards are polled meanwhile.",
+		}, []string{"node"}),
 	}
 	m.registry.MustRegister(m.shardsOwned, m.shardTarget, m.liveWorkers, m.delivered, m.retried,
-		m.deadLettered, m.requests, m.latency, m.sendDuration, m.lag,
+		m.deadLettered, m.requests, m.latency, m.sendDuration, m.lag, m.wakeups, m.listenerErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

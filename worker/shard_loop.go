@@ -52,6 +52,10 @@ type shardLoop struct {
 	stop <-chan struct{}
 	// vacuum asks for the shard's table to be vacuumed; nil disables.
 	vacuum func()
+	// wake receives a value when rows committed in the shard (see
+	// waker); unwake forgets the loop there.
+	wake   chan struct{}
+	unwake func()
 
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
@@ -102,6 +106,11 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 		results:    make(chan *sendResult, m.cfg.ShardConcurrency*max(1, len(m.destOrder))),
 		blocked:    map[*lane]struct{}{},
 		unknown:    map[string]bool{},
+		unwake:     func() {},
+	}
+	if w := m.waker; w != nil {
+		ch := w.register(c.shard, c.node)
+		l.wake, l.unwake = ch, func() { w.unregister(c.shard, ch) }
 	}
 	return l
 }
@@ -112,6 +121,7 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 // the caller then releases the lock.
 func (l *shardLoop) run() (err error) {
 	defer func() {
+		l.unwake()
 		l.cancelSend()
 		for l.sending > 0 {
 			<-l.results
@@ -167,6 +177,9 @@ func (l *shardLoop) run() (err error) {
 				}
 			}
 		case <-timer.C:
+		case <-l.wake:
+			// Rows committed: read now rather than at the next poll.
+			l.nextRead = time.Time{}
 		case <-stopCh:
 		case <-drainDeadline:
 			l.log.Warn("requests in flight outlived the drain timeout; cancelling them", "in_flight", l.sending)

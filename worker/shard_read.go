@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,8 @@ func (l *shardLoop) read(now time.Time) error {
 		return nil
 	}
 	l.moreRows = false
-	l.nextRead = now.Add(l.tuning.Poll)
+	// Jittered, so that the loops claimed together do not poll together.
+	l.nextRead = now.Add(l.tuning.Poll/2 + rand.N(l.tuning.Poll/2+1))
 	limit := min(l.room(), l.tuning.Window)
 	var rows []*row
 	err := l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {

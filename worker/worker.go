@@ -118,6 +118,17 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			mgr.vacuum.wait()
 		}()
 	}
+	mgr.waker = newWaker(log, &cfg.Tuning, "ordo-worker "+id, m)
+	wctx, stopWaker := context.WithCancel(context.WithoutCancel(ctx))
+	wakerDone := make(chan struct{})
+	go func() {
+		defer close(wakerDone)
+		mgr.waker.run(wctx, mgr.smap)
+	}()
+	defer func() {
+		stopWaker()
+		<-wakerDone
+	}()
 	log.Info("worker started", "shards", mgr.smap.Current().Count(), "destinations", len(order))
 	return mgr.run(ctx)
 }
