@@ -34,6 +34,7 @@ func measureDelivery(ctx context.Context, st *stack, batchSize int) (m metric, e
 		}
 	}()
 
+	cpu := startCPU()
 	progress, progressAt := int64(-1), time.Now()
 	for {
 		// Counting rows costs the nodes a scan: wait until the sink has
@@ -76,5 +77,7 @@ func measureDelivery(ctx context.Context, st *stack, batchSize int) (m metric, e
 	if bad := st.sink.bad.Load(); bad > 0 {
 		return m, fmt.Errorf("the sink received %d malformed batch bodies", bad)
 	}
-	return rateMetric(id, name, "events/s", pending, took), nil
+	m = rateMetric(id, name, "events/s", pending, took)
+	m.CPU = cpu.done()
+	return m, nil
 }

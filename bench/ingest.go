@@ -5,24 +5,33 @@ import (
 	"fmt"
 )
 
-// measureIngest sends sz.batchEvents events in /v1/batch requests, then
-// sz.singleEvents in /v1/track requests, each from clients concurrent
-// clients. The request bodies are built before the clock starts.
-func measureIngest(ctx context.Context, st *stack, gen *events, sz sizes, clients int) (batch, single metric, err error) {
-	reqs := gen.batchRequests(sz.batchEvents, sz.batchSize)
-	r := st.closedLoop(ctx, reqs, clients)
-	batch = loadMetric(idIngestBatch, fmt.Sprintf("ingest /v1/batch, %d events/request", sz.batchSize), "events/s", r)
-	if err := loadErr(ctx, r); err != nil {
-		return batch, single, fmt.Errorf("/v1/batch: %w", err)
+// measureIngest sends sz.batchEvents events in /v1/batch requests from
+// clients concurrent clients, then sz.singleEvents in /v1/track requests
+// from singleClients, then sz.soloEvents /v1/track requests from one
+// client, for the latency of a gateway that is not loaded. The request
+// bodies are built before the clock starts.
+func measureIngest(ctx context.Context, st *stack, gen *events, sz sizes, clients, singleClients int) ([]metric, error) {
+	runs := []struct {
+		id, name string
+		reqs     []request
+		clients  int
+	}{
+		{idIngestBatch, fmt.Sprintf("ingest /v1/batch, %d events/request, %d clients", sz.batchSize, clients), gen.batchRequests(sz.batchEvents, sz.batchSize), clients},
+		{idIngestSingle, fmt.Sprintf("ingest /v1/track, 1 event/request, %d clients", singleClients), gen.trackRequests(sz.singleEvents), singleClients},
+		{idIngestSolo, "ingest /v1/track, 1 event/request, 1 client", gen.trackRequests(sz.soloEvents), 1},
 	}
-
-	reqs = gen.trackRequests(sz.singleEvents)
-	r = st.closedLoop(ctx, reqs, clients)
-	single = loadMetric(idIngestSingle, "ingest /v1/track, 1 event/request", "events/s", r)
-	if err := loadErr(ctx, r); err != nil {
-		return batch, single, fmt.Errorf("/v1/track: %w", err)
+	var out []metric
+	for _, run := range runs {
+		cpu := startCPU()
+		r := st.closedLoop(ctx, run.reqs, run.clients)
+		m := loadMetric(run.id, run.name, "events/s", r)
+		m.CPU = cpu.done()
+		out = append(out, m)
+		if err := loadErr(ctx, r); err != nil {
+			return out, fmt.Errorf("%s: %w", run.name, err)
+		}
 	}
-	return batch, single, nil
+	return out, nil
 }
 
 // loadErr fails a load that ctx cut short or in which no request

@@ -19,6 +19,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -61,14 +63,27 @@ type config struct {
 	// batched delivery); the other sizes derive from it. Defaults to
 	// 100000, or 3000 with Quick.
 	Events int
-	// Clients is how many HTTP clients (and River inserters) run at once.
-	// The flag defaults to 32.
+	// Clients is how many HTTP clients send /v1/batch requests at once,
+	// and how many goroutines insert River jobs. The flag defaults to 16.
 	Clients int
+	// SingleClients is how many HTTP clients send /v1/track requests at
+	// once. The flag defaults to 64.
+	SingleClients int
 	// Shards is the cluster's number of virtual shards. The flag defaults
 	// to 32.
 	Shards int
 	// JSON prints machine-readable output instead of the table.
 	JSON bool
+	// Only lists the sections to run (see sections); empty runs all.
+	Only []string
+}
+
+// sections are the parts of a run, in order, for -only.
+var sections = []string{"copy", "river", "ingest", "deliver", "moves"}
+
+// runs reports whether the run includes section.
+func (c config) runs(section string) bool {
+	return len(c.Only) == 0 || slices.Contains(c.Only, section)
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -77,14 +92,24 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.SetOutput(out)
 	fs.BoolVar(&c.Quick, "quick", false, "small sizes: the whole run takes well under a minute")
 	fs.IntVar(&c.Events, "events", 0, "events of the main runs; other sizes derive from it (default 100000, 3000 with -quick)")
-	fs.IntVar(&c.Clients, "clients", 32, "concurrent HTTP clients and River inserters")
+	fs.IntVar(&c.Clients, "clients", 16, "concurrent /v1/batch clients and River inserters")
+	fs.IntVar(&c.SingleClients, "single-clients", 64, "concurrent /v1/track clients")
 	fs.IntVar(&c.Shards, "shards", 32, "virtual shards of the cluster")
 	fs.BoolVar(&c.JSON, "json", false, "print JSON instead of the table")
+	only := fs.String("only", "", "comma-separated sections to run, of "+strings.Join(sections, ", ")+" (default all)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *only != "" {
+		for _, sec := range strings.Split(*only, ",") {
+			if !slices.Contains(sections, sec) {
+				return c, fmt.Errorf("-only: unknown section %q: use %s", sec, strings.Join(sections, ", "))
+			}
+			c.Only = append(c.Only, sec)
+		}
 	}
 	c = c.withDefaults()
 	return c, c.validate()
@@ -106,6 +131,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-events %d cannot be less than 500", c.Events)
 	case c.Clients < 1:
 		return fmt.Errorf("-clients %d cannot be less than 1", c.Clients)
+	case c.SingleClients < 1:
+		return fmt.Errorf("-single-clients %d cannot be less than 1", c.SingleClients)
 	case c.Shards < 3:
 		return fmt.Errorf("-shards %d cannot be less than 3: the move needs a shard for the third node", c.Shards)
 	}
@@ -118,6 +145,7 @@ type sizes struct {
 	batchEvents   int           // events ingested in /v1/batch requests
 	batchSize     int           // events per /v1/batch request
 	singleEvents  int           // events ingested in /v1/track requests
+	soloEvents    int           // /v1/track requests sent one at a time
 	riverJobs     int           // jobs River inserts and works
 	deliverSingle int           // events delivered with maxBatchSize 1
 	movePreload   int           // events pending while shards move
@@ -131,7 +159,8 @@ func (c config) sizes() sizes {
 		copyRows:      c.Events,
 		batchEvents:   c.Events,
 		batchSize:     100,
-		singleEvents:  c.Events / 5,
+		singleEvents:  c.Events / 2,
+		soloEvents:    min(2000, c.Events/10),
 		riverJobs:     c.Events,
 		deliverSingle: c.Events / 5,
 		movePreload:   2 * c.Events,
@@ -165,51 +194,66 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	rep = newReport(cfg, st.machine)
 	gen := newEvents(sz.keys)
 
-	logf("raw COPY of %d rows into one shard table, then into one table per node", sz.copyRows)
-	one, both, err := measureCopy(ctx, st, gen, sz.copyRows)
-	if err != nil {
-		return nil, fmt.Errorf("raw copy: %w", err)
+	if cfg.runs("copy") {
+		logf("raw COPY of %d rows into one shard table, then into one table per node", sz.copyRows)
+		one, both, err := measureCopy(ctx, st, gen, sz.copyRows)
+		if err != nil {
+			return nil, fmt.Errorf("raw copy: %w", err)
+		}
+		rep.add(both, one)
 	}
-	rep.add(both, one)
 
-	logf("River: InsertMany and work %d no-op jobs", sz.riverJobs)
-	ins, work, err := measureRiver(ctx, st.catalogURL, gen, sz.riverJobs, cfg.Clients)
-	if err != nil {
-		return nil, fmt.Errorf("river: %w", err)
+	if cfg.runs("river") {
+		logf("River: InsertManyFast and work %d no-op jobs", sz.riverJobs)
+		ins, work, err := measureRiver(ctx, st.catalogURL, gen, sz.riverJobs, cfg.Clients)
+		if err != nil {
+			return nil, fmt.Errorf("river: %w", err)
+		}
+		rep.add(ins, work)
 	}
-	rep.add(ins, work)
 
 	if err := st.startGateway(ctx); err != nil {
 		return nil, err
 	}
-	logf("ingest: %d events in /v1/batch requests of %d, %d in /v1/track requests, %d clients", sz.batchEvents, sz.batchSize, sz.singleEvents, cfg.Clients)
-	batch, single, err := measureIngest(ctx, st, gen, sz, cfg.Clients)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+	if cfg.runs("ingest") {
+		logf("ingest: %d events in /v1/batch requests of %d from %d clients, %d in /v1/track requests from %d, %d from one", sz.batchEvents, sz.batchSize, cfg.Clients, sz.singleEvents, cfg.SingleClients, sz.soloEvents)
+		ingest, err := measureIngest(ctx, st, gen, sz, cfg.Clients, cfg.SingleClients)
+		rep.add(ingest...)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
 	}
-	rep.add(batch, single)
 
-	logf("delivery, maxBatchSize 100: the ingested events, 2 workers")
-	d100, err := measureDelivery(ctx, st, 100)
-	if err != nil {
-		return nil, fmt.Errorf("delivery with maxBatchSize 100: %w", err)
+	if cfg.runs("deliver") {
+		logf("delivery, maxBatchSize 100: the ingested events, 2 workers")
+		if !cfg.runs("ingest") {
+			if err := preload(ctx, st, gen, sz.batchEvents, sz.batchSize, cfg.Clients); err != nil {
+				return nil, fmt.Errorf("delivery with maxBatchSize 100: %w", err)
+			}
+		}
+		d100, err := measureDelivery(ctx, st, 100)
+		if err != nil {
+			return nil, fmt.Errorf("delivery with maxBatchSize 100: %w", err)
+		}
+		logf("delivery, maxBatchSize 1: %d events, 2 workers", sz.deliverSingle)
+		if err := preload(ctx, st, gen, sz.deliverSingle, sz.batchSize, cfg.Clients); err != nil {
+			return nil, fmt.Errorf("delivery with maxBatchSize 1: %w", err)
+		}
+		d1, err := measureDelivery(ctx, st, 1)
+		if err != nil {
+			return nil, fmt.Errorf("delivery with maxBatchSize 1: %w", err)
+		}
+		rep.add(d1, d100)
 	}
-	logf("delivery, maxBatchSize 1: %d events, 2 workers", sz.deliverSingle)
-	if err := preload(ctx, st, gen, sz.deliverSingle, sz.batchSize, cfg.Clients); err != nil {
-		return nil, fmt.Errorf("delivery with maxBatchSize 1: %w", err)
-	}
-	d1, err := measureDelivery(ctx, st, 1)
-	if err != nil {
-		return nil, fmt.Errorf("delivery with maxBatchSize 1: %w", err)
-	}
-	rep.add(d1, d100)
 
-	logf("moves: %d pending events, a third node, steady load of %d single-event requests/s", sz.movePreload, sz.steadyRate)
-	moved, without, during, err := measureMoves(ctx, st, gen, sz, cfg.Clients, rep)
-	if err != nil {
-		return nil, fmt.Errorf("moves: %w", err)
+	if cfg.runs("moves") {
+		logf("moves: %d pending events, a third node, steady load of %d single-event requests/s", sz.movePreload, sz.steadyRate)
+		moved, without, during, err := measureMoves(ctx, st, gen, sz, cfg.Clients, rep)
+		if err != nil {
+			return nil, fmt.Errorf("moves: %w", err)
+		}
+		rep.add(moved, without, during)
 	}
-	rep.add(moved, without, during)
 
 	rep.finish(time.Since(began))
 	logf("done in %s", time.Since(began).Round(time.Second))

@@ -16,6 +16,7 @@ const (
 	idCopy         = "copy_ceiling"
 	idIngestBatch  = "ingest_batch"
 	idIngestSingle = "ingest_single"
+	idIngestSolo   = "ingest_single_one_client"
 	idDeliver1     = "deliver_batch1"
 	idDeliver100   = "deliver_batch100"
 	idRiverInsert  = "river_insert"
@@ -36,6 +37,9 @@ type metric struct {
 	Unit    string     `json:"unit"`
 	Latency *latencyMs `json:"latency_ms,omitempty"`
 	Failed  int        `json:"failed,omitempty"` // requests not answered 200
+	// CPU is the CPU of the benchmark's processes while it ran, in percent
+	// of one core, by group (postgres, gateway, worker, bench).
+	CPU map[string]float64 `json:"cpu_percent,omitempty"`
 }
 
 // latencyMs summarizes request latencies in milliseconds.
@@ -177,6 +181,12 @@ func (r *report) writeTable(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, row, m.Name, strconv.FormatInt(m.Count, 10), strconv.FormatFloat(m.Seconds, 'f', 2, 64),
 			thousands(m.Rate), m.Unit, p50, p99, mx, r.ratioText(m.ID))
+	}
+	b.WriteString("\nCPU while each ran (100% is one core; bench is the load generator and the webhook sink):\n")
+	for _, m := range r.Metrics {
+		if len(m.CPU) > 0 {
+			fmt.Fprintf(&b, "  %-46s %s\n", m.Name, cpuText(m.CPU))
+		}
 	}
 	b.WriteString("\n")
 	for _, n := range r.Notes {

@@ -24,9 +24,16 @@ import (
 // writeKey is the bench source's write key.
 const writeKey = "bench_key"
 
-// pgSettings are server settings on top of pgtest's (fsync off, among
-// others): enough shared buffers to hold the pending rows of the move.
-var pgSettings = map[string]string{"shared_buffers": "128MB"}
+// pgSettings are server settings on top of pgtest's: durability as
+// Postgres ships it (pgtest turns fsync and full_page_writes off for
+// tests, which makes commits nearly free and hides what ingest is about),
+// and enough shared buffers to hold the pending rows of the move.
+var pgSettings = map[string]string{
+	"fsync":            "on",
+	"full_page_writes": "on",
+	"shared_buffers":   "128MB",
+	"max_wal_size":     "2GB",
+}
 
 // stack is the running system under test: three Postgres nodes (the third
 // joins only for the move), the catalog on the first, the built programs,

@@ -24,7 +24,6 @@ func BenchmarkIngestSingle(b *testing.B) {
 
 func benchmarkIngest(b *testing.B, path string, perRequest int) {
 	tb := setup(b, sharedClusterFor(b), func(cfg *Config) {
-		cfg.BatchMaxWait = 5 * time.Millisecond
 		cfg.WriteTimeout = 10 * time.Second
 	})
 	key := tb.prefix + "-key1" // one destination: one row per event
