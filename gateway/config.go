@@ -38,7 +38,12 @@ type Config struct {
 	// WriteTimeout bounds how long a request waits for its events to be
 	// committed before it is answered 503. Defaults to 5s.
 	WriteTimeout time.Duration `env:"ORDO_WRITE_TIMEOUT" envDefault:"5s"`
-	Log          cli.LogConfig
+	// PublicURL is the address browsers reach this gateway at, such as
+	// https://events.example.com, given to Segment's analytics.js as its
+	// apiHost. Optional: when empty, each settings request's own Host (and
+	// X-Forwarded-Proto) is used.
+	PublicURL string `env:"ORDO_PUBLIC_URL"`
+	Log       cli.LogConfig
 }
 
 // settings is the Settings section of --help.
@@ -53,6 +58,9 @@ const settings = `  ORDO_CATALOG_URL       Postgres URL of the catalog database 
   ORDO_BATCH_WRITERS     batches in flight per node (default 2)
   ORDO_WRITE_TIMEOUT     longest a request waits for its commit before it is
                          answered 503 with Retry-After (default 5s)
+  ORDO_PUBLIC_URL        address browsers reach this gateway at, e.g.
+                         https://events.example.com, for Segment's apiHost
+                         (default: each request's own Host)
   ORDO_LOG_FORMAT        text or json (default text)
   ORDO_LOG_LEVEL         debug, info, warn or error (default info)
 `
@@ -77,6 +85,11 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteTimeout <= 0 {
 		return &cli.SettingError{Var: "ORDO_WRITE_TIMEOUT", Msg: fmt.Sprintf("must be positive, not %s", c.WriteTimeout)}
+	}
+	if c.PublicURL != "" {
+		if _, err := parsePublicURL(c.PublicURL); err != nil {
+			return &cli.SettingError{Var: "ORDO_PUBLIC_URL", Msg: err.Error()}
+		}
 	}
 	return c.Log.Validate()
 }

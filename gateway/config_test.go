@@ -49,6 +49,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"-addr", ":8080"}, map[string]string{}, "ORDO_CATALOG_URL"},
 		{nil, env("ORDO_BATCH_MAX_ROWS", "lots"), "ORDO_BATCH_MAX_ROWS"},
 		{nil, env("ORDO_WRITE_TIMEOUT", "-1s"), "ORDO_WRITE_TIMEOUT"},
+		{nil, env("ORDO_PUBLIC_URL", "events.example.com"), "ORDO_PUBLIC_URL"},
 		{[]string{"-nope"}, env(), "-nope"},
 		{[]string{"serve"}, env(), `"serve"`},
 	} {

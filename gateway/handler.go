@@ -10,22 +10,45 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Handler returns the gateway's HTTP API.
+// Handler returns the gateway's HTTP API: the RudderStack and Segment
+// tracking endpoints and the configuration their browser SDKs load, with
+// CORS on every answer.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
+	handle := func(pattern, label string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, g.metrics.instrument(label, h))
+	}
 	for _, t := range Types {
 		path := "/v1/" + t
-		mux.HandleFunc(path, g.metrics.instrument(path, g.ingest(path, t)))
+		handle(path, path, g.ingest(path, t))
+		// analytics.js's short paths: /v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a.
+		short := "/v1/" + t[:1]
+		handle(short, short, g.ingest(short, t))
 	}
-	mux.HandleFunc("/v1/batch", g.metrics.instrument("/v1/batch", g.ingest("/v1/batch", "")))
-	mux.HandleFunc("/health", g.metrics.instrument("/health", get(g.health)))
-	mux.HandleFunc("/ready", g.metrics.instrument("/ready", get(g.ready)))
+	// /v1/b is analytics.js's batch, /beacon/v1/batch a batch sent with
+	// navigator.sendBeacon, /v1/import rudder-server's bulk import (a
+	// batch too: ordo takes any batch it can hold in one request).
+	for _, path := range []string{"/v1/batch", "/v1/b", "/v1/import", "/beacon/v1/batch"} {
+		handle(path, path, g.ingest(path, ""))
+	}
+	handle("/pixel/v1/track", "/pixel/v1/track", g.pixel("/pixel/v1/track", "track"))
+	handle("/pixel/v1/page", "/pixel/v1/page", g.pixel("/pixel/v1/page", "page"))
+	handle("/sourceConfig/{$}", "/sourceConfig/", get(g.sourceConfig))
+	handle("/sourceConfig", "/sourceConfig/", get(g.sourceConfig))
+	handle("/v1/projects/{writeKey}/settings", "/v1/projects/settings", get(g.segmentSettings))
+	handle("/cluster-info", "/cluster-info", get(clusterInfo))
+	handle("/version", "/version", get(version))
+	for path, msg := range unsupported {
+		handle(path, path, refuse(msg))
+	}
+	handle("/health", "/health", get(g.health))
+	handle("/ready", "/ready", get(g.ready))
 	metrics := promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry})
-	mux.HandleFunc("/metrics", g.metrics.instrument("/metrics", get(metrics.ServeHTTP)))
-	mux.HandleFunc("/", g.metrics.instrument("other", func(w http.ResponseWriter, r *http.Request) {
+	handle("/metrics", "/metrics", get(metrics.ServeHTTP))
+	handle("/", "other", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "no such endpoint: %s", r.URL.Path))
-	}))
-	return mux
+	})
+	return withCORS(mux)
 }
 
 // get answers 405 to anything but GET and HEAD.
@@ -52,62 +75,41 @@ func (g *Gateway) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// cors lets browser SDKs post events from any origin, as RudderStack and
-// Segment do. It reports whether r was a preflight, now answered.
-func cors(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	h := w.Header()
-	if origin != "" {
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Add("Vary", "Origin")
-	}
-	if r.Method != http.MethodOptions {
-		return false
-	}
-	h.Set("Allow", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-		h.Set("Access-Control-Allow-Headers", req)
-	}
-	h.Set("Access-Control-Max-Age", "86400")
-	w.WriteHeader(http.StatusNoContent)
-	return true
-}
-
-// ingest handles an event endpoint: /v1/<typ>, or /v1/batch when typ is "".
+// ingest handles an event endpoint: /v1/<typ>, or a batch when typ is "".
 func (g *Gateway) ingest(path, typ string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		began := time.Now()
-		if cors(w, r) {
-			return
-		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST, OPTIONS")
 			writeError(w, errorf(http.StatusMethodNotAllowed, "method %s not allowed: use POST", r.Method))
 			return
 		}
-		events, rows, herr := g.accept(w, r, typ)
-		if herr == nil {
-			herr = g.write(r, rows)
-		}
-		if herr != nil {
+		if herr := g.take(w, r, path, typ); herr != nil {
 			writeError(w, herr)
 			return
 		}
-		g.metrics.acked(path, began, events)
 		writeBody(w, http.StatusOK, successBody)
 	}
+}
+
+// take accepts r's events, of type typ ("" for a batch), and stores
+// them; nil means every one is committed.
+func (g *Gateway) take(w http.ResponseWriter, r *http.Request, path, typ string) *httpError {
+	began := time.Now()
+	events, rows, herr := g.accept(w, r, typ)
+	if herr == nil {
+		herr = g.write(r, rows)
+	}
+	if herr != nil {
+		return herr
+	}
+	g.metrics.acked(path, began, events)
+	return nil
 }
 
 // accept authenticates, reads, decodes, validates and enriches a request's
 // events, returning them and their rows for the store.
 func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, typ string) ([]*event, []store.Event, *httpError) {
-	src, herr := g.authenticate(r)
-	if herr != nil {
-		return nil, nil, herr
-	}
-	data, herr := readBody(w, r)
+	src, data, herr := g.authenticate(w, r)
 	if herr != nil {
 		return nil, nil, herr
 	}

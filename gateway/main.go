@@ -14,10 +14,17 @@ const summary = `gateway is ordo's HTTP ingest server, compatible with the Rudde
 Segment HTTP tracking APIs.
 
   POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias
-  POST /v1/batch          {"batch": [event, ...]}
-  GET  /health, /ready, /metrics
+  POST /v1/batch          {"batch": [event, ...]}; also /v1/import
+  POST /v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a, /v1/b   (Segment analytics.js)
+  POST /beacon/v1/batch?writeKey=...                     (navigator.sendBeacon)
+  GET  /pixel/v1/track, /pixel/v1/page   an event in the query string; a 1x1 GIF
+  GET  /sourceConfig/                    RudderStack JS SDK's source config
+  GET  /v1/projects/{writeKey}/settings  Segment analytics.js settings
+  GET  /cluster-info, /version, /health, /ready, /metrics
 
-Clients authenticate with HTTP Basic, the source's write key as user name.
+Clients authenticate with HTTP Basic, the source's write key as user name,
+or with ?writeKey= or the JSON body's "writeKey" where they cannot. Every
+answer carries CORS headers for the request's Origin.
 A 200 answer means every event of the request is committed in Postgres.
 SIGTERM stops accepting connections, finishes in-flight requests, exits 0.`
 

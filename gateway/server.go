@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +44,8 @@ type Gateway struct {
 	store    *store.Store
 	registry *prometheus.Registry
 	metrics  *metrics
+	// publicURL is ORDO_PUBLIC_URL parsed; nil when not set.
+	publicURL *url.URL
 
 	stopMap context.CancelFunc
 	mapDone chan struct{}
@@ -61,6 +64,14 @@ func New(cfg Config, ws *workspace.Workspace, opts Options) (*Gateway, error) {
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = cfg.WriteTimeout + 10*time.Second
+	}
+	var publicURL *url.URL
+	if cfg.PublicURL != "" {
+		u, err := parsePublicURL(cfg.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("public url: %w", err)
+		}
+		publicURL = u
 	}
 	pcfg, err := pgxpool.ParseConfig(cfg.CatalogURL)
 	if err != nil {
@@ -81,6 +92,8 @@ func New(cfg Config, ws *workspace.Workspace, opts Options) (*Gateway, error) {
 		registry: reg,
 		metrics:  newMetrics(reg),
 		mapDone:  make(chan struct{}),
+
+		publicURL: publicURL,
 	}
 	g.shards = shard.NewMap(catalog, shard.MapConfig{Poll: opts.MapPoll, Logger: opts.Logger})
 	g.store = store.New(g.shards, store.Config{
