@@ -4,7 +4,7 @@ BIN := bin
 GOFLAGS_TEST ?= -count=1 -timeout 40m
 FUZZTIME ?= 10s
 
-.PHONY: help build test test-short fuzz lint dev bench clean
+.PHONY: help build test test-short fuzz lint dev bench clean sdk-deps
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -12,10 +12,17 @@ help: ## show this help
 build: ## build every program into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: build ## run every test against throwaway Postgres clusters (needs Go and PostgreSQL server binaries or Docker)
+test: build sdk-deps ## run every test against throwaway Postgres clusters (needs Go, PostgreSQL server binaries or Docker, node and chromium)
 	$(GO) vet ./...
 	$(GO) test $(GOFLAGS_TEST) ./...
 	$(MAKE) fuzz
+
+sdk-deps: ## install the npm packages of the SDK tests (sdktest/) unless installed from the current lock file
+	@if ! command -v npm >/dev/null; then \
+	  echo 'npm is missing: the SDK tests in sdktest/ will fail (apt-get install -y nodejs npm)'; \
+	elif [ ! sdktest/node_modules/.package-lock.json -nt sdktest/package-lock.json ]; then \
+	  cd sdktest && npm ci --no-audit --no-fund; \
+	fi
 
 fuzz: ## run each fuzz test for FUZZTIME (default 10s)
 	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func /:/' | while IFS=: read -r file fn; do \

@@ -90,8 +90,8 @@ func settingsOf(t *testing.T, resp response) segmentIO {
 		t.Fatalf("settings: status %d %s", resp.status, resp.body)
 	}
 	var got struct {
-		Integrations map[string]segmentIO
-		Metrics      struct{ SampleRate *float64 }
+		Integrations  map[string]segmentIO
+		Metrics       struct{ SampleRate *float64 }
 		RemotePlugins []any
 	}
 	if err := json.Unmarshal([]byte(resp.body), &got); err != nil {
