@@ -146,6 +146,9 @@ func TestPixel(t *testing.T) {
 	checkGIF("object then value", b.request(t, http.MethodGet, "/pixel/v1/track?writeKey="+key+"&userId=u&event=e&a.b.c=1&a.b=2", "", nil), 400, `"a.b" is already a value`)
 	checkGIF("empty part", b.request(t, http.MethodGet, "/pixel/v1/track?writeKey="+key+"&userId=u&event=e&properties..a=1", "", nil), 400, "between each pair of dots")
 	checkGIF("post", b.request(t, http.MethodPost, "/pixel/v1/track?writeKey="+key, "", nil), 405, "use GET")
+	if resp := b.request(t, http.MethodHead, "/pixel/v1/track?writeKey="+key+"&userId=u&event=e", "", nil); resp.status != 405 {
+		t.Errorf("HEAD pixel: %d, want 405", resp.status)
+	}
 	if n := len(b.c.rows(t, b.prefix+"-one")); n != 2 {
 		t.Errorf("refused pixels stored events: %d rows, want 2", n)
 	}

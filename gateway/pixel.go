@@ -36,8 +36,9 @@ var transparentGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\
 // pixel handles GET path, a pixel event of type typ.
 func (g *Gateway) pixel(path, typ string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+		// Not HEAD: a pixel stores an event, which a HEAD must not.
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
 			writePixel(w, errorf(http.StatusMethodNotAllowed, "method %s not allowed: use GET", r.Method))
 			return
 		}
