@@ -182,9 +182,17 @@ func (st *stack) close() error {
 	return errors.Join(errs...)
 }
 
-// env is the environment of a program: PATH and the given settings.
+// env is the environment of a program: PATH, the tuning settings of the
+// benchmark's own environment (ORDO_BATCH_*, ORDO_WORKER_* and
+// ORDO_WRITE_TIMEOUT, to compare settings), and the given settings.
 func (st *stack) env(settings ...string) []string {
-	return append([]string{"PATH=" + os.Getenv("PATH"), "ORDO_CATALOG_URL=" + st.catalogURL}, settings...)
+	env := []string{"PATH=" + os.Getenv("PATH"), "ORDO_CATALOG_URL=" + st.catalogURL}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ORDO_BATCH_") || strings.HasPrefix(kv, "ORDO_WORKER_") || strings.HasPrefix(kv, "ORDO_WRITE_TIMEOUT=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, settings...)
 }
 
 // nodeList is ORDO_NODES for the first n nodes.

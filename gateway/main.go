@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
 	"github.com/ordo-pipeline/ordo/workspace"
@@ -60,6 +61,7 @@ func parseConfig(args []string, environ map[string]string, usage io.Writer) (Con
 // Main is the gateway program: it parses args and the environment, serves
 // until SIGINT or SIGTERM, and exits with the contract's status codes.
 func Main(args []string) {
+	tuneGC()
 	cfg, err := parseConfig(args, nil, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		cli.Exit("gateway", nil)
@@ -79,4 +81,17 @@ func Main(args []string) {
 		log.Error("gateway failed", "error", err)
 	}
 	cli.Exit("gateway", err)
+}
+
+// gcPercent is the gateway's GOGC unless the environment sets one. What a
+// gateway holds live is small (the requests in flight), and each event's
+// decoding allocates: collecting less often takes a tenth of its CPU at
+// full load off, for a heap of a few times the live data.
+const gcPercent = 400
+
+// tuneGC sets gcPercent unless GOGC is set.
+func tuneGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(gcPercent)
+	}
 }

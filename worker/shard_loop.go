@@ -56,6 +56,9 @@ type shardLoop struct {
 	// waker); unwake forgets the loop there.
 	wake   chan struct{}
 	unwake func()
+	// listening reports whether the node's listener is up; nil when there
+	// is no waker.
+	listening func() bool
 
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
@@ -111,6 +114,7 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 	if w := m.waker; w != nil {
 		ch := w.register(c.shard, c.node)
 		l.wake, l.unwake = ch, func() { w.unregister(c.shard, ch) }
+		l.listening = func() bool { return w.listening(c.node) }
 	}
 	return l
 }

@@ -36,8 +36,7 @@ func (l *shardLoop) read(now time.Time) error {
 		return nil
 	}
 	l.moreRows = false
-	// Jittered, so that the loops claimed together do not poll together.
-	l.nextRead = now.Add(l.tuning.Poll/2 + rand.N(l.tuning.Poll/2+1))
+	l.nextRead = now.Add(l.pollDelay())
 	limit := min(l.room(), l.tuning.Window)
 	var rows []*row
 	err := l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
@@ -57,6 +56,18 @@ func (l *shardLoop) read(now time.Time) error {
 	}
 	l.moreRows = len(rows) == limit
 	return nil
+}
+
+// pollDelay is how long until the loop reads again if nothing wakes it:
+// Poll while its node's listener is up, else downPoll (see waker). It is
+// jittered by up to a quarter, so that loops claimed together do not poll
+// together.
+func (l *shardLoop) pollDelay() time.Duration {
+	d := l.tuning.Poll
+	if l.listening != nil && !l.listening() {
+		d = min(d, downPoll)
+	}
+	return d - rand.N(d/4+1)
 }
 
 // add puts a row read from the table into its lane, unless it belongs to

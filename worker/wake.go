@@ -22,12 +22,18 @@ import (
 // starts (after a claim), and every Tuning.Poll as the safety net.
 //
 // A wake-up can still be missed: while a listener is disconnected, or if
-// the notification was lost. So a listener that (re)connects wakes every
+// the notification was lost. So while a node's listener is down, the loops
+// of its shards poll every downPoll instead of Poll (they are woken when
+// it fails, to reschedule), and a listener that (re)connects wakes every
 // loop of its node once it listens, which reads whatever committed while
-// it was away; anything else missed waits at most one Poll.
+// it was away. Anything else missed waits at most one Poll.
 
 // listenRetry is how long a listener waits before it connects again.
 const listenRetry = time.Second
+
+// downPoll is how often a shard is polled while its node's listener is
+// down.
+const downPoll = 500 * time.Millisecond
 
 // waker routes notifications to shard loops. It is safe for concurrent
 // use.
@@ -41,6 +47,7 @@ type waker struct {
 	mu        sync.Mutex
 	loops     map[int]wakeEntry
 	listeners map[string]*listener // by node name
+	up        map[string]bool      // nodes whose listener listens
 }
 
 // wakeEntry is a registered loop: its node and its wake channel.
@@ -65,7 +72,23 @@ func newWaker(log *slog.Logger, t *Tuning, app string, m *metrics) *waker {
 		metrics:   m,
 		loops:     map[int]wakeEntry{},
 		listeners: map[string]*listener{},
+		up:        map[string]bool{},
 	}
+}
+
+// listening reports whether node's listener is up, so that its shards
+// need only the slow safety-net poll.
+func (w *waker) listening(node string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.up[node]
+}
+
+// setUp records whether node's listener is up.
+func (w *waker) setUp(node string, up bool) {
+	w.mu.Lock()
+	w.up[node] = up
+	w.mu.Unlock()
 }
 
 // register returns the channel on which the loop of shard, on node, is
@@ -174,11 +197,16 @@ func nodeOf(snap *shard.Snapshot, name string) (shard.Node, bool) {
 // listen keeps a listening connection to node until ctx ends, connecting
 // again after every failure.
 func (w *waker) listen(ctx context.Context, node, url string) {
+	defer w.setUp(node, false)
 	for ctx.Err() == nil {
 		err := w.listenOnce(ctx, node, url)
+		w.setUp(node, false)
 		if ctx.Err() != nil {
 			return
 		}
+		// Its loops poll every downPoll until it is back: wake them so that
+		// they reschedule.
+		w.wake(node, nil, true)
 		w.metrics.listenerErrors.WithLabelValues(node).Inc()
 		w.log.Warn("listening for new rows failed; shards of the node are polled until it is back",
 			"node", node, "url", dsn.Redact(url), "error", err)
@@ -212,6 +240,7 @@ func (w *waker) listenOnce(ctx context.Context, node, url string) error {
 	}
 	defer conn.Close(context.Background()) //nolint:errcheck // nothing to do about it
 	w.log.Debug("listening for new rows", "node", node)
+	w.setUp(node, true)
 	w.wake(node, nil, true)
 	for {
 		n, err := conn.WaitForNotification(ctx)
