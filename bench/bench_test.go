@@ -19,7 +19,7 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	began := time.Now()
 	rep, err := run(ctx, cfg, testWriter{t})
@@ -28,7 +28,8 @@ func TestQuick(t *testing.T) {
 	}
 	t.Logf("quick run took %s", time.Since(began).Round(time.Millisecond))
 
-	want := []string{idCopy, idCopyOne, idRiverInsert, idRiverWork, idIngestBatch, idIngestSingle, idDeliver1, idDeliver100, idMoveCopy, idSteadyBase, idSteadyMoves}
+	want := []string{idCopy, idCopyOne, idRiverInsert, idRiverWork, idIngestBatch, idIngestSingle, idIngestSolo, idDeliver1, idDeliver100,
+		idWake, idSoak, idMoveCopy, idSteadyBase, idSteadyMoves, idMoveBig, idMoveFixed, idIdle}
 	for _, id := range want {
 		m, ok := rep.metric(id)
 		if !ok {
@@ -42,7 +43,7 @@ func TestQuick(t *testing.T) {
 			t.Errorf("%s: %d requests not answered 200", id, m.Failed)
 		}
 	}
-	for _, id := range []string{idIngestBatch, idIngestSingle, idSteadyBase, idSteadyMoves} {
+	for _, id := range []string{idIngestBatch, idIngestSingle, idIngestSolo, idSteadyBase, idSteadyMoves, idWake} {
 		m, _ := rep.metric(id)
 		if l := m.Latency; l == nil || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
 			t.Errorf("%s: latency %+v, want 0 < p50 <= p99 <= max", id, l)
@@ -56,8 +57,15 @@ func TestQuick(t *testing.T) {
 			t.Errorf("ratio %s = %g, want positive", r.ID, r.Value)
 		}
 	}
-	if len(rep.Notes) != 5 {
-		t.Errorf("notes:\n%s\nwant only the 5 standing notes", strings.Join(rep.Notes, "\n"))
+	// The standing notes and the soak's table sizes; any other note says
+	// something went wrong.
+	if len(rep.Notes) != standingNotes+1 {
+		t.Errorf("notes:\n%s\nwant only the %d standing notes and the soak's sizes", strings.Join(rep.Notes, "\n"), standingNotes)
+	}
+	for _, id := range []string{idIngestBatch, idIngestSingle, idDeliver1, idDeliver100} {
+		if m, _ := rep.metric(id); len(m.CPU) == 0 {
+			t.Errorf("%s: no CPU figures", id)
+		}
 	}
 
 	var table bytes.Buffer

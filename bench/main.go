@@ -79,7 +79,7 @@ type config struct {
 }
 
 // sections are the parts of a run, in order, for -only.
-var sections = []string{"copy", "river", "ingest", "deliver", "moves"}
+var sections = []string{"copy", "river", "ingest", "deliver", "wake", "soak", "moves", "idle"}
 
 // runs reports whether the run includes section.
 func (c config) runs(section string) bool {
@@ -152,6 +152,13 @@ type sizes struct {
 	keys          int           // distinct ordering keys (userIds)
 	steadyRate    int           // requests per second of the steady load
 	steadyFor     time.Duration // how long the steady load runs without moves
+	wakeEvents    int           // events of the ack-to-webhook measurement
+	bigShard      int           // rows of the shard whose move is timed
+	soakEvents    int           // events written while delivered
+	idleShards    int           // shards of the idle cluster
+	idleFor       time.Duration // how long the idle cluster is measured
+	idleSettle    time.Duration // how long it settles first
+	soakAfter     time.Duration // how long after the soak its tables are sized again
 }
 
 func (c config) sizes() sizes {
@@ -167,10 +174,24 @@ func (c config) sizes() sizes {
 		keys:          10_000,
 		steadyRate:    200,
 		steadyFor:     5 * time.Second,
+		wakeEvents:    200,
+		bigShard:      300_000,
+		soakEvents:    3 * c.Events,
+		idleShards:    1024,
+		idleFor:       time.Minute,
+		idleSettle:    idleSettle,
+		soakAfter:     30 * time.Second,
 	}
 	if c.Quick {
 		s.steadyRate = 100
 		s.steadyFor = 2 * time.Second
+		s.wakeEvents = 20
+		s.bigShard = 5000
+		s.soakEvents = c.Events
+		s.idleShards = 64
+		s.idleFor = 2 * time.Second
+		s.idleSettle = 2 * time.Second
+		s.soakAfter = 2 * time.Second
 	}
 	return s
 }
@@ -246,6 +267,25 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 		rep.add(d1, d100)
 	}
 
+	if cfg.runs("wake") {
+		logf("ack → webhook: %d single events at %d/s, 2 workers", sz.wakeEvents, wakeRate)
+		m, err := measureWake(ctx, st, gen, sz.wakeEvents)
+		if err != nil {
+			return nil, fmt.Errorf("ack → webhook: %w", err)
+		}
+		rep.add(m)
+	}
+
+	if cfg.runs("soak") {
+		logf("soak: %d events written through the gateway while 2 workers deliver them", sz.soakEvents)
+		m, sizes, err := measureSoak(ctx, st, gen, sz, cfg.Clients)
+		if err != nil {
+			return nil, fmt.Errorf("soak: %w", err)
+		}
+		rep.add(m)
+		rep.Notes = append(rep.Notes, sizes)
+	}
+
 	if cfg.runs("moves") {
 		logf("moves: %d pending events, a third node, steady load of %d single-event requests/s", sz.movePreload, sz.steadyRate)
 		moved, without, during, err := measureMoves(ctx, st, gen, sz, cfg.Clients, rep)
@@ -253,6 +293,21 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 			return nil, fmt.Errorf("moves: %w", err)
 		}
 		rep.add(moved, without, during)
+		logf("moves: %d rows in one shard of node3, then node3 drained", sz.bigShard)
+		big, fixed, err := measureBigMove(ctx, st, gen, sz.bigShard)
+		if err != nil {
+			return nil, fmt.Errorf("moves: %w", err)
+		}
+		rep.add(big, fixed)
+	}
+
+	if cfg.runs("idle") {
+		logf("idle: %d shards, 2 workers, no traffic, measured for %s", sz.idleShards, sz.idleFor)
+		m, err := measureIdle(ctx, st, sz.idleShards, sz.idleFor, sz.idleSettle)
+		if err != nil {
+			return nil, fmt.Errorf("idle: %w", err)
+		}
+		rep.add(m)
 	}
 
 	rep.finish(time.Since(began))

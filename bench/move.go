@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/schema"
 )
 
 // measureMoves preloads sz.movePreload events, runs a steady load of
@@ -61,4 +64,78 @@ func measureMoves(ctx context.Context, st *stack, gen *events, sz sizes, clients
 		rep.Notes = append(rep.Notes, fmt.Sprintf("after the moves the nodes hold %d pending events, want %d (preloaded plus the steady load's).", left, want))
 	}
 	return moved, without, during, nil
+}
+
+// measureBigMove loads n rows into one shard of node3 (which holds about a
+// third of the shards after measureMoves), then drains node3 with
+// rebalance on the first two nodes. Every move's copy is timed from
+// River's record of its job: the big shard's rows over its job's time is
+// the copy rate, and the median, over the other moves, of a job's time
+// less its rows at that rate is a move's fixed cost.
+func measureBigMove(ctx context.Context, st *stack, gen *events, n int) (big, fixed metric, err error) {
+	var s int
+	if err := st.pools[0].QueryRow(ctx, `SELECT min(shard) FROM ordo_catalog.shards WHERE node = $1`, st.nodes[2].Name()).Scan(&s); err != nil {
+		return big, fixed, fmt.Errorf("finding a shard on %s: %w", st.nodes[2].Name(), err)
+	}
+	rows := storedRows(gen, n)
+	err = pgx.BeginFunc(ctx, st.pools[2], func(tx pgx.Tx) error {
+		if err := schema.LockForWrite(ctx, tx, []int{s}); err != nil {
+			return err
+		}
+		_, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, pgx.CopyFromRows(rows))
+		return err
+	})
+	if err != nil {
+		return big, fixed, fmt.Errorf("loading shard %d: %w", s, err)
+	}
+	var last int64
+	if err := st.pools[0].QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM ordo_catalog.moves`).Scan(&last); err != nil {
+		return big, fixed, err
+	}
+	if err := st.rebalance(ctx, 2); err != nil {
+		return big, fixed, err
+	}
+	type job struct {
+		shard   int
+		rows    int64
+		seconds float64
+	}
+	qrows, err := st.pools[0].Query(ctx, `SELECT m.shard, m.rows_copied, extract(epoch FROM j.finalized_at - j.attempted_at)::float8
+		FROM ordo_catalog.moves m JOIN ordo_river.river_job j ON j.kind = 'ordo_move' AND (j.args->>'move_id')::bigint = m.id
+		WHERE m.id > $1 AND m.state = 'done' AND j.state = 'completed'`, last)
+	if err != nil {
+		return big, fixed, fmt.Errorf("reading the moves' jobs: %w", err)
+	}
+	jobs, err := pgx.CollectRows(qrows, func(r pgx.CollectableRow) (job, error) {
+		var j job
+		err := r.Scan(&j.shard, &j.rows, &j.seconds)
+		return j, err
+	})
+	if err != nil {
+		return big, fixed, fmt.Errorf("reading the moves' jobs: %w", err)
+	}
+	var costs []time.Duration
+	rate := 0.0
+	for _, j := range jobs {
+		if j.shard == s && j.seconds > 0 {
+			big = rateMetric(idMoveBig, fmt.Sprintf("move of one shard of %dk rows, whole job", n/1000), "rows/s", j.rows, time.Duration(j.seconds*float64(time.Second)))
+			rate = big.Rate
+		}
+	}
+	if rate == 0 {
+		return big, fixed, fmt.Errorf("no completed move of shard %d found", s)
+	}
+	for _, j := range jobs {
+		if j.shard != s {
+			costs = append(costs, max(0, time.Duration((j.seconds-float64(j.rows)/rate)*float64(time.Second))))
+		}
+	}
+	if len(costs) == 0 {
+		return big, fixed, fmt.Errorf("no other move to take the fixed cost from")
+	}
+	med, _, mx := latencies(costs).quantiles()
+	// Its rate column is the median in milliseconds.
+	fixed = metric{ID: idMoveFixed, Name: "move fixed cost: job time less its copy", Count: int64(len(costs)), Unit: "ms/move",
+		Seconds: med.Seconds(), Rate: ms(med), Latency: &latencyMs{P50: ms(med), P99: ms(mx), Max: ms(mx)}}
+	return big, fixed, nil
 }

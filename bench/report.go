@@ -24,6 +24,11 @@ const (
 	idMoveCopy     = "move_copy"
 	idSteadyBase   = "steady_without_moves"
 	idSteadyMoves  = "steady_during_moves"
+	idWake         = "ack_to_webhook"
+	idIdle         = "idle_transactions"
+	idMoveBig      = "move_big_shard"
+	idMoveFixed    = "move_fixed_cost"
+	idSoak         = "soak"
 )
 
 // metric is one measured throughput, with the latency of its requests
@@ -84,6 +89,7 @@ var ratioSpecs = []struct {
 	value             func(of, to metric) float64
 }{
 	{"copy_one_table_vs_copy", idCopyOne, idCopy, "ceiling", byRate},
+	{"ingest_batch_vs_copy_one_table", idIngestBatch, idCopyOne, "COPY into one table", byRate},
 	{"ingest_batch_vs_copy", idIngestBatch, idCopy, "ceiling", byRate},
 	{"ingest_batch_vs_river_insert", idIngestBatch, idRiverInsert, "River insert", byRate},
 	{"ingest_single_vs_copy", idIngestSingle, idCopy, "ceiling", byRate},
@@ -91,6 +97,7 @@ var ratioSpecs = []struct {
 	{"deliver_batch1_vs_river_work", idDeliver1, idRiverWork, "River work", byRate},
 	{"deliver_batch100_vs_river_work", idDeliver100, idRiverWork, "River work", byRate},
 	{"move_copy_vs_copy_one_table", idMoveCopy, idCopyOne, "COPY into one table", byRate},
+	{"move_big_vs_copy_one_table", idMoveBig, idCopyOne, "COPY into one table", byRate},
 	{"write_pause_p99", idSteadyMoves, idSteadyBase, "p99 without moves", func(of, to metric) float64 { return of.Latency.P99 / to.Latency.P99 }},
 	{"write_pause_max", idSteadyMoves, idSteadyBase, "max without moves", func(of, to metric) float64 { return of.Latency.Max / to.Latency.Max }},
 }
@@ -130,6 +137,9 @@ func (r *report) metric(id string) (metric, bool) {
 	return metric{}, false
 }
 
+// standingNotes is how many notes every report starts with.
+const standingNotes = 7
+
 // finish computes the ratios and writes the notes.
 func (r *report) finish(took time.Duration) {
 	r.Seconds = took.Seconds()
@@ -142,10 +152,12 @@ func (r *report) finish(took time.Duration) {
 	}
 	r.Notes = append([]string{
 		fmt.Sprintf("Absolute numbers are noisy on shared machines: everything here (Postgres, gateway, workers, load and sink) shares %d CPUs with whatever else runs. Quote the ratios, which compare runs on the same machine in the same run.", r.Machine.CPUs),
-		"Postgres runs with pgtest's settings (fsync and full_page_writes off, synchronous_commit on, shared_buffers 128MB): commits are cheaper than on a real disk.",
-		fmt.Sprintf("River: InsertMany of 100 jobs from %d goroutines (like the /v1/batch clients), then one client (MaxWorkers %d, FetchCooldown %s: about River's best here) works them; jobs are no-ops carrying the same ~300-byte event.", r.Config.Clients, riverMaxWorkers, riverFetchCooldown),
+		"Postgres runs with Postgres's own durability (fsync, full_page_writes and synchronous_commit on; shared_buffers 128MB, max_wal_size 2GB): every 200 waits for a WAL flush to disk.",
+		fmt.Sprintf("River at its best: InsertManyFast of %d jobs per call from %d goroutines, then one client (MaxWorkers %d, FetchCooldown %s, as `river bench` runs) works them; jobs are no-ops carrying the same ~300-byte event.", riverInsertBatch, r.Config.Clients, riverMaxWorkers, riverFetchCooldown),
 		"Delivery is timed from the first webhook request to empty shard tables, with the rows pending before the workers start.",
-		"Move copy: rows_copied over first move planned → last move done (ordo_catalog.moves), under the steady load and with no workers running.",
+		"Move copy: rows_copied over first move planned → last move done (ordo_catalog.moves), under the steady load and with no workers running. The big shard's move and the fixed cost are timed from River's record of each move's job; the fixed cost is a job's time less its rows at the big shard's rate.",
+		"ack → webhook: from the client reading its 200 to the webhook receiving the event; 0 when the webhook got it first.",
+		"idle: transactions committed in the idle cluster's node databases (pg_stat_database, which backends update within 10s, so the count is good to ±10s of the window), and the CPU of its workers and of the Postgres servers.",
 	}, r.Notes...)
 	for _, m := range r.Metrics {
 		if m.Failed > 0 {
@@ -203,6 +215,12 @@ func (r *report) ratioText(id string) string {
 		return "ceiling"
 	case idRiverInsert, idRiverWork, idSteadyBase:
 		return "baseline"
+	case idWake:
+		return "goal p50 ≤ 10 ms, p99 ≤ 50 ms"
+	case idIdle:
+		return "goal ≤ 100 tx/s, ≤ 5% of one core"
+	case idMoveFixed:
+		return "goal ≤ 100 ms"
 	}
 	var parts []string
 	for _, rt := range r.Ratios {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // sink is the webhook the workers deliver to: it answers 200 at once and
@@ -21,6 +23,8 @@ type sink struct {
 
 	mu    sync.Mutex
 	first time.Time // of the first request since reset
+	// arrived, when not nil, records when each messageId first arrived.
+	arrived map[string]time.Time
 }
 
 func startSink() (*sink, error) {
@@ -48,6 +52,13 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.first.IsZero() {
 		s.first = now
 	}
+	if s.arrived != nil {
+		for _, id := range gjson.GetBytes(body, "messageId").Array() {
+			if _, ok := s.arrived[id.Str]; !ok {
+				s.arrived[id.Str] = now
+			}
+		}
+	}
 	s.mu.Unlock()
 	n := int64(1)
 	if bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), batchPrefix) {
@@ -61,6 +72,22 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.events.Add(n)
 	w.WriteHeader(http.StatusOK)
+}
+
+// track starts recording when each single-event request's messageId
+// arrives, forgetting what it recorded before.
+func (s *sink) track() {
+	s.mu.Lock()
+	s.arrived = map[string]time.Time{}
+	s.mu.Unlock()
+}
+
+// arrival returns when messageId first arrived, if it has.
+func (s *sink) arrival(messageID string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.arrived[messageID]
+	return t, ok
 }
 
 // reset zeroes the count and forgets the first request.
