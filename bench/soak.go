@@ -89,4 +89,3 @@ func (st *stack) tableBytes(ctx context.Context) (int64, error) {
 	}
 	return total, nil
 }
-
