@@ -61,6 +61,12 @@
 // lane spilled it). Rebalance copies rows of older epochs into a target
 // table only while the shard is 'moving', when no worker holds it.
 //
+// A loop reads when it starts, when a notification says rows committed in
+// its shard, and every ORDO_WORKER_POLL (15s) as a safety net: writers
+// notify the node's ordo_rows channel in their transaction, and each
+// worker listens on one connection per node (see waker in wake.go). While a
+// node's listener is down, its shards are polled every 500ms instead.
+//
 // # Queue hygiene
 //
 // Delivered rows are deleted in batches (every ORDO_WORKER_FLUSH_INTERVAL or
@@ -68,6 +74,6 @@
 // minute by default), during which a busy shard table grows by every row
 // written, so the worker also runs VACUUM on a table after deleting
 // ORDO_WORKER_VACUUM_ROWS rows from it (at most every
-// ORDO_WORKER_VACUUM_EVERY), on a connection of its own. `go run
-// ./worker/bench` measures table sizes with and without it.
+// ORDO_WORKER_VACUUM_EVERY), on a connection of its own. The soak of `make
+// bench` measures table sizes with it.
 package worker
