@@ -38,8 +38,8 @@ lint: ## gofmt, go vet, and golangci-lint when installed
 dev: build ## start a local cluster: 2 throwaway Postgres nodes, gateway, 2 workers, demo sink
 	$(BIN)/ordo-dev $(DEV_FLAGS)
 
-bench: build ## measure ingest, delivery, copy and River on throwaway clusters
-	$(GO) run ./bench
+bench: build ## measure ingest, delivery, wake-up, idle cost and moves against raw COPY and River (BENCH_FLAGS=-quick: a minute)
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 clean: ## remove ./bin
 	rm -rf $(BIN)
