@@ -174,10 +174,12 @@ func runPurge(ctx context.Context, c *Cluster, f Filter, dryRun, yes, asJSON boo
 	}
 	fmt.Fprintf(rw.ErrOut, "Delete %d dead letters (%s), %s? This cannot be undone. [y/N] ", plan.Done(), strings.Join(parts, ", "), what)
 	answer, err := bufio.NewReader(rw.In).ReadString('\n')
+	if !rw.Terminal {
+		fmt.Fprintln(rw.ErrOut, strings.TrimSpace(answer))
+	}
 	answer = strings.ToLower(strings.TrimSpace(answer))
 	if answer != "y" && answer != "yes" {
 		if err != nil && !rw.Terminal {
-			fmt.Fprintln(rw.ErrOut)
 			return errors.New("purge not confirmed (no answer on standard input): nothing deleted; pass --yes to purge without asking")
 		}
 		return errors.New("purge not confirmed: nothing deleted")
