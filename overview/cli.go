@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
 	"github.com/ordo-pipeline/ordo/shard"
@@ -54,7 +55,7 @@ func Run(ctx context.Context, args []string, environ map[string]string, out io.W
 		return nil
 	}
 	if err != nil {
-		return err
+		return oneLineError{err}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
@@ -82,3 +83,10 @@ func (o *Overview) Err() error {
 	}
 	return fmt.Errorf("%d nodes could not be read: %v", len(bad), bad)
 }
+
+// oneLineError is an error whose message is put on one line, as pgx's
+// connection errors span several.
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string { return strings.Join(strings.Fields(e.err.Error()), " ") }
+func (e oneLineError) Unwrap() error { return e.err }

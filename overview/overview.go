@@ -106,7 +106,7 @@ func Read(ctx context.Context, catalogURL string) (*Overview, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, oneLineError{err}
 	}
 	o := &Overview{At: time.Now().UTC(), ShardCount: report.ShardCount, Report: report, Shards: []Shard{}, Workers: []Worker{}, Moves: []Move{}}
 	nodes := map[string]rebalance.NodeStatus{}
@@ -124,7 +124,7 @@ func Read(ctx context.Context, catalogURL string) (*Overview, error) {
 	for _, n := range report.Nodes {
 		line := Node{Name: n.Name, URL: n.URL, State: n.State, Shards: n.Shards, Pending: n.Pending, DeadLetters: n.DeadLetters}
 		if n.Err != nil {
-			line.Error = n.Err.Error()
+			line.Error = oneLineError{n.Err}.Error()
 			line.MaxLag = -1
 		} else if x := extra[n.Name]; x != nil {
 			for s, lag := range x.lag {
@@ -141,7 +141,7 @@ func Read(ctx context.Context, catalogURL string) (*Overview, error) {
 			RowsCopied: m.RowsCopied, Error: m.Error, Since: m.Since, StepsDone: done, StepsTotal: total})
 	}
 	if o.Workers, err = workers(ctx, catalogURL); err != nil {
-		return nil, err
+		return nil, oneLineError{err}
 	}
 	byID := map[string]*Worker{}
 	for i := range o.Workers {
