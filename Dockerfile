@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 
-# One image holds every ordo program in /usr/local/bin: gateway, worker, rebalance and
-# the demo sink. Pick one with the container's command, e.g. `docker run IMAGE gateway`.
+# One image holds every ordo program in /usr/local/bin: gateway, worker, rebalance,
+# ordoctl and the demo sink. Pick one with the container's command, e.g. `docker run IMAGE gateway`.
 #
 #   docker build -t ordo:dev .
 
@@ -26,7 +26,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin ordo
-COPY --from=build /out/gateway /out/worker /out/rebalance /out/sink /usr/local/bin/
+COPY --from=build /out/gateway /out/worker /out/rebalance /out/ordoctl /out/sink /usr/local/bin/
 USER 10001:10001
 # gateway (ORDO_HTTP_ADDR), worker admin (ORDO_ADMIN_ADDR), sink (ORDO_SINK_ADDR).
 EXPOSE 8080 9090 9000

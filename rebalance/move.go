@@ -336,3 +336,9 @@ func (m *mover) lockShard(ctx context.Context, conn *pgx.Conn, node string) erro
 		}
 	}
 }
+
+// StepProgress says how far a move at step has come: done of total steps.
+// An unknown step counts as not started.
+func StepProgress(step string) (done, total int) {
+	return stepOrder[step], stepOrder[StepDone]
+}

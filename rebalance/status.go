@@ -23,6 +23,12 @@ type NodeStatus struct {
 	Pending     int64 // rows waiting in the node's shard tables; -1 if unreachable
 	DeadLetters int64 // -1 if unreachable
 	Err         error // why the node could not be read, if it could not
+
+	// PendingByShard and DeadByShard break Pending and DeadLetters down
+	// by shard (shards with none are left out of DeadByShard); nil when
+	// the node was not read.
+	PendingByShard map[int]int64
+	DeadByShard    map[int]int64
 }
 
 // MoveStatus is one unfinished move.
@@ -43,7 +49,13 @@ type Report struct {
 	ShardCount int
 	Nodes      []NodeStatus
 	Moves      []MoveStatus
+	// Shards is the placement map the report was built from.
+	Shards []shard.Placement
 }
+
+// NodeReader reads more of a reachable node, on the connection Status
+// read it with; its error marks the node unreachable like Status's own.
+type NodeReader func(ctx context.Context, node shard.Node, conn *pgx.Conn) error
 
 // NodeTimeout bounds how long status waits for one node.
 const NodeTimeout = 5 * time.Second
@@ -51,6 +63,12 @@ const NodeTimeout = 5 * time.Second
 // Status reads the cluster's state from the catalog at catalogURL and
 // from every node it lists.
 func Status(ctx context.Context, catalogURL string) (*Report, error) {
+	return StatusWith(ctx, catalogURL, nil)
+}
+
+// StatusWith is Status that also calls more, when not nil, for every node
+// that is not detached and could be read.
+func StatusWith(ctx context.Context, catalogURL string, more NodeReader) (*Report, error) {
 	conn, err := pgx.Connect(ctx, catalogURL)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to catalog: %w", err)
@@ -63,7 +81,7 @@ func Status(ctx context.Context, catalogURL string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{ShardCount: snap.Count()}
+	r := &Report{ShardCount: snap.Count(), Shards: snap.Shards}
 	counts := map[string]int{}
 	for _, p := range snap.Shards {
 		counts[p.Node]++
@@ -71,9 +89,9 @@ func Status(ctx context.Context, catalogURL string) (*Report, error) {
 	for _, n := range snap.Nodes {
 		ns := NodeStatus{Name: n.Name, URL: dsn.Redact(n.URL), State: n.State, Shards: counts[n.Name]}
 		if n.State != "detached" {
-			ns.Pending, ns.DeadLetters, ns.Err = nodeCounts(ctx, n.URL)
+			ns.Err = readNode(ctx, n, &ns, more)
 			if ns.Err != nil {
-				ns.Pending, ns.DeadLetters = -1, -1
+				ns.Pending, ns.DeadLetters, ns.PendingByShard, ns.DeadByShard = -1, -1, nil, nil
 			}
 		}
 		r.Nodes = append(r.Nodes, ns)
@@ -107,25 +125,41 @@ func Status(ctx context.Context, catalogURL string) (*Report, error) {
 	return r, nil
 }
 
-func nodeCounts(ctx context.Context, url string) (pending, dead int64, err error) {
+func readNode(ctx context.Context, n shard.Node, ns *NodeStatus, more NodeReader) error {
 	ctx, cancel := context.WithTimeout(ctx, NodeTimeout)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, n.URL)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	counts, err := schema.PendingAll(ctx, conn)
+	ns.PendingByShard, err = schema.PendingAll(ctx, conn)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
-	for _, n := range counts {
-		pending += n
+	for _, c := range ns.PendingByShard {
+		ns.Pending += c
 	}
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM ordo.dead_letters`).Scan(&dead); err != nil && !isUndefinedTable(err) {
-		return 0, 0, fmt.Errorf("counting dead letters: %w", err)
+	ns.DeadByShard = map[int]int64{}
+	rows, err := conn.Query(ctx, `SELECT shard, count(*) FROM ordo.dead_letters GROUP BY shard`)
+	if err != nil && !isUndefinedTable(err) {
+		return fmt.Errorf("counting dead letters: %w", err)
 	}
-	return pending, dead, nil
+	if err == nil {
+		var s int
+		var c int64
+		if _, err := pgx.ForEachRow(rows, []any{&s, &c}, func() error {
+			ns.DeadByShard[s] = c
+			ns.DeadLetters += c
+			return nil
+		}); err != nil && !isUndefinedTable(err) {
+			return fmt.Errorf("counting dead letters: %w", err)
+		}
+	}
+	if more != nil {
+		return more(ctx, n, conn)
+	}
+	return nil
 }
 
 // Print writes r as the table `rebalance status` shows.

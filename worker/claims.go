@@ -214,6 +214,7 @@ func (m *manager) balance(ctx context.Context) {
 	live := int(m.live.Load())
 	target := (snap.Count() + live - 1) / max(1, live)
 	m.metrics.shardTarget.Set(float64(target))
+	m.metrics.shardCount.Set(float64(snap.Count()))
 	var held []*claim
 	for _, c := range m.claims {
 		if !c.releasing {

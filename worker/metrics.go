@@ -13,6 +13,7 @@ type metrics struct {
 
 	shardsOwned    prometheus.Gauge
 	shardTarget    prometheus.Gauge
+	shardCount     prometheus.Gauge
 	liveWorkers    prometheus.Gauge
 	delivered      *prometheus.CounterVec
 	retried        *prometheus.CounterVec
@@ -35,6 +36,10 @@ func newMetrics() *metrics {
 		shardTarget: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ordo_worker_shards_target",
 			Help: "This worker's fair share of shards: ceil(shards / live workers).",
+		}),
+		shardCount: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ordo_worker_cluster_shards",
+			Help: "Shards in the cluster, from the placement map: what the shards owned by all workers should add up to.",
 		}),
 		liveWorkers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ordo_worker_live_workers",
@@ -79,7 +84,7 @@ func newMetrics() *metrics {
 			Help: "Times the connection listening for new rows failed, by node; its shards are polled meanwhile.",
 		}, []string{"node"}),
 	}
-	m.registry.MustRegister(m.shardsOwned, m.shardTarget, m.liveWorkers, m.delivered, m.retried,
+	m.registry.MustRegister(m.shardsOwned, m.shardTarget, m.shardCount, m.liveWorkers, m.delivered, m.retried,
 		m.deadLettered, m.requests, m.latency, m.sendDuration, m.lag, m.wakeups, m.listenerErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
