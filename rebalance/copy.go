@@ -135,14 +135,19 @@ func pipe(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int64, 
 var errTargetDone = errors.New("copy target finished")
 
 // verify compares count and checksum of srcSQL on src with dstSQL on dst.
+// The two sides are summed at once, on their own connections: each is a
+// scan of the shard's rows.
 func verify(ctx context.Context, src *pgx.Conn, dst pgx.Tx, srcSQL, dstSQL string) error {
 	var sn, dn int64
 	var ss, ds string
-	if err := src.QueryRow(ctx, srcSQL).Scan(&sn, &ss); err != nil {
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- src.QueryRow(ctx, srcSQL).Scan(&sn, &ss) }()
+	dstErr := dst.QueryRow(ctx, dstSQL).Scan(&dn, &ds)
+	if err := <-srcErr; err != nil {
 		return fmt.Errorf("source checksum: %w", err)
 	}
-	if err := dst.QueryRow(ctx, dstSQL).Scan(&dn, &ds); err != nil {
-		return fmt.Errorf("target checksum: %w", err)
+	if dstErr != nil {
+		return fmt.Errorf("target checksum: %w", dstErr)
 	}
 	if sn != dn || ss != ds {
 		return fmt.Errorf("source has %d rows (checksum %s), target %d (checksum %s)", sn, ss, dn, shorten(ds))

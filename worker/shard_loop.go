@@ -260,8 +260,14 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 }
 
 // updateLag sets the shard's lag gauge: the age of its oldest pending row.
+// A shard with no lane has no lag to follow: the gauge is set to 0 and not
+// looked at again until a row arrives (see add), so that idle shards do not
+// wake their loops every lagEvery.
 func (l *shardLoop) updateLag(now time.Time) {
 	l.nextLag = now.Add(lagEvery)
+	if len(l.lanes) == 0 {
+		l.nextLag = now.Add(time.Hour)
+	}
 	var oldest time.Time
 	for _, ln := range l.lanes {
 		if len(ln.rows) > 0 && (oldest.IsZero() || ln.rows[0].receivedAt.Before(oldest)) {

@@ -96,6 +96,9 @@ func (l *shardLoop) add(r *row, now time.Time, reloaded bool) {
 	}
 	ln.rows = append(ln.rows, r)
 	l.buffered++
+	if l.nextLag.Sub(now) > lagEvery {
+		l.nextLag = now.Add(lagEvery)
+	}
 	l.enqueue(ln, now)
 }
 
