@@ -95,33 +95,51 @@ func (b *batcher) nodeAtFault(ctx context.Context, budget time.Duration) bool {
 func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 	began := time.Now()
 	shards, n := shardsOf(batch)
-	tx, err := b.pool.Begin(ctx)
+	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
-		return -1, fmt.Errorf("beginning transaction: %w", err)
+		return -1, fmt.Errorf("connecting: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	// A connection released inside a transaction (a failed ROLLBACK) is
+	// closed by the pool, not reused.
+	defer conn.Release()
 	// Lock the shards written, in order, for the rest of the transaction,
 	// so that writes to one shard commit in the order they draw sequence
 	// numbers: a row committed after a worker read the shard always sorts
 	// after every row it has read. Without this, a row could commit behind
 	// a newer row of the same key that a worker had already delivered.
-	if err := schema.LockForWrite(ctx, tx, shards); err != nil {
-		return -1, err
+	// BEGIN goes in the same round trip.
+	if _, err := conn.Exec(ctx, schema.BeginWriteSQL(shards)); err != nil {
+		rollback(ctx, conn.Conn())
+		return -1, fmt.Errorf("beginning and locking shards: %w", err)
 	}
 	src := &rowSource{batch: batch}
-	if _, err := tx.CopyFrom(ctx, schema.Parent, schema.RoutedColumns, src); err != nil {
+	if _, err := conn.Conn().CopyFrom(ctx, schema.Parent, schema.RoutedColumns, src); err != nil {
+		rollback(ctx, conn.Conn())
 		if s, ok := schema.StaleShard(err); ok {
 			return s, fmt.Errorf("copying into shard %d: %w", s, err)
 		}
 		return -1, fmt.Errorf("copying: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
 		return -1, fmt.Errorf("committing: %w", err)
+	}
+	if tag.String() != "COMMIT" {
+		// An aborted transaction "commits" as ROLLBACK.
+		return -1, fmt.Errorf("committing: %w", pgx.ErrTxCommitRollback)
 	}
 	b.metrics.commitSeconds.WithLabelValues(b.node).Observe(time.Since(began).Seconds())
 	b.metrics.batchRows.Observe(float64(n))
 	b.metrics.batchRequests.Observe(float64(len(batch)))
 	return -1, nil
+}
+
+// rollback ends the transaction on conn after a failure, if the
+// connection still works.
+func rollback(ctx context.Context, conn *pgx.Conn) {
+	if conn.PgConn().TxStatus() != 'I' {
+		conn.Exec(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // the pool closes a connection left in a transaction
+	}
 }
 
 // shardsOf returns the shards batch touches, each once, and its rows.
