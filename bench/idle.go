@@ -30,10 +30,7 @@ func measureIdle(ctx context.Context, st *stack, shards int, d, settle time.Dura
 	}
 	catalog := st.nodes[0].DatabaseURL(dbs[0])
 	nodeURLs := []string{st.nodes[0].DatabaseURL(dbs[1]), st.nodes[1].DatabaseURL(dbs[2])}
-	env := func(settings ...string) []string {
-		e := []string{"PATH=" + os.Getenv("PATH"), "ORDO_CATALOG_URL=" + catalog}
-		return append(e, settings...)
-	}
+	env := func(settings ...string) []string { return envFor(catalog, settings...) }
 	reb, err := st.start("rebalance-idle", env("ORDO_NODES=n1="+nodeURLs[0]+",n2="+nodeURLs[1], "ORDO_SHARDS="+strconv.Itoa(shards)))
 	if err != nil {
 		return m, err

@@ -186,7 +186,12 @@ func (st *stack) close() error {
 // benchmark's own environment (ORDO_BATCH_*, ORDO_WORKER_* and
 // ORDO_WRITE_TIMEOUT, to compare settings), and the given settings.
 func (st *stack) env(settings ...string) []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "ORDO_CATALOG_URL=" + st.catalogURL}
+	return envFor(st.catalogURL, settings...)
+}
+
+// envFor is env for the cluster whose catalog is at catalogURL.
+func envFor(catalogURL string, settings ...string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "ORDO_CATALOG_URL=" + catalogURL}
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "ORDO_BATCH_") || strings.HasPrefix(kv, "ORDO_WORKER_") || strings.HasPrefix(kv, "ORDO_WRITE_TIMEOUT=") {
 			env = append(env, kv)
