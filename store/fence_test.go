@@ -54,3 +54,47 @@ func TestFenceLiftedWithoutMoveRetries(t *testing.T) {
 		t.Errorf("stored %v, want [fenced]", ids)
 	}
 }
+
+// TestStaleEpochRerouted writes with a map from before the shard moved
+// away from its node and back (its table there is now at a later epoch):
+// the node refuses the rows of the old epoch, and the write goes through
+// at the shard's current epoch once the map is reloaded, so that the rows
+// sort after every row of the epochs between.
+func TestStaleEpochRerouted(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{WriteTimeout: 10 * time.Second})
+	k := b.key(t, "n1")
+	p := b.snap.Lookup(k)
+	ctx := context.Background()
+	if err := b.store.Write(ctx, []Event{event(k, "before", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	node, err := pgx.Connect(ctx, b.nodes[0].URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close(ctx)
+	// Away and back: the table is made afresh two epochs on. The catalog
+	// changes without the notification a move sends, so the store's map
+	// stays stale until a write is refused.
+	if err := schema.Drop(ctx, node, p.Shard); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Create(ctx, node, p.Shard, p.Epoch+2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Exec(ctx, `UPDATE ordo_catalog.shards SET epoch = $2 WHERE shard = $1`, p.Shard, p.Epoch+2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.Write(ctx, []Event{event(k, "after", `{}`)}); err != nil {
+		t.Fatalf("write with a stale epoch: %v, want it rerouted at the current epoch", err)
+	}
+	var epoch int64
+	var id string
+	if err := node.QueryRow(ctx, "SELECT epoch, message_id FROM "+schema.Table(p.Shard).Sanitize()).Scan(&epoch, &id); err != nil {
+		t.Fatal(err)
+	}
+	if epoch != p.Epoch+2 || id != "after" {
+		t.Errorf("stored %q at epoch %d, want \"after\" at epoch %d", id, epoch, p.Epoch+2)
+	}
+}
