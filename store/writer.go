@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -112,8 +113,7 @@ func (b *batcher) write(ctx context.Context, batch []*request) (int, error) {
 		rollback(ctx, conn.Conn())
 		return -1, fmt.Errorf("beginning and locking shards: %w", err)
 	}
-	src := &rowSource{batch: batch}
-	if _, err := conn.Conn().CopyFrom(ctx, schema.Parent, schema.RoutedColumns, src); err != nil {
+	if _, err := conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(encodeRows(batch)), copySQL); err != nil {
 		rollback(ctx, conn.Conn())
 		if s, ok := schema.StaleShard(err); ok {
 			return s, fmt.Errorf("copying into shard %d: %w", s, err)
@@ -181,36 +181,3 @@ func isDataError(err error) bool {
 	}
 	return strings.HasPrefix(pgErr.Code, "22") || pgErr.Code == "54001" // data_exception, statement_too_complex
 }
-
-// rowSource feeds COPY one row per event and destination, request by
-// request and in order, without building the rows up front. It implements
-// pgx.CopyFromSource.
-type rowSource struct {
-	batch   []*request
-	r, i, d int // next request, event of it, and destination of that
-	row     [8]any
-}
-
-var _ pgx.CopyFromSource = (*rowSource)(nil)
-
-func (s *rowSource) Next() bool {
-	for s.r < len(s.batch) {
-		events := s.batch[s.r].events
-		for s.i < len(events) {
-			rt := &events[s.i]
-			ev := rt.ev
-			if s.d < len(ev.Destinations) {
-				s.row = [8]any{ev.OrderingKey, ev.SourceID, ev.Destinations[s.d], ev.MessageID, ev.ReceivedAt, ev.JSON, int32(rt.shard), rt.epoch}
-				s.d++
-				return true
-			}
-			s.i, s.d = s.i+1, 0
-		}
-		s.r, s.i = s.r+1, 0
-	}
-	return false
-}
-
-func (s *rowSource) Values() ([]any, error) { return s.row[:], nil }
-
-func (s *rowSource) Err() error { return nil }
