@@ -65,56 +65,48 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Load reads the placement map from the catalog. It returns
-// ErrNotBootstrapped when the catalog is migrated but holds no cluster,
-// and an error when the catalog is not migrated at all.
+// loadSQL reads the whole map in one statement, so in one snapshot: read
+// as separate statements, a move committed between them could show shards
+// of one moment on the nodes of another.
+const loadSQL = `SELECT c.shard_count,
+	coalesce(n.names, '{}'), coalesce(n.urls, '{}'), coalesce(n.states, '{}'),
+	coalesce(s.shards, '{}'), coalesce(s.nodes, '{}'), coalesce(s.epochs, '{}'), coalesce(s.states, '{}')
+FROM ordo_catalog.cluster c,
+	(SELECT array_agg(name ORDER BY name) AS names, array_agg(url ORDER BY name) AS urls,
+		array_agg(state ORDER BY name) AS states FROM ordo_catalog.nodes) n,
+	(SELECT array_agg(shard ORDER BY shard) AS shards, array_agg(node ORDER BY shard) AS nodes,
+		array_agg(epoch ORDER BY shard) AS epochs, array_agg(state ORDER BY shard) AS states FROM ordo_catalog.shards) s`
+
+// Load reads the placement map from the catalog, as of one moment. It
+// returns ErrNotBootstrapped when the catalog is migrated but holds no
+// cluster, and an error when the catalog is not migrated at all.
 func Load(ctx context.Context, q Querier) (*Snapshot, error) {
 	var count int
-	err := q.QueryRow(ctx, `SELECT shard_count FROM ordo_catalog.cluster`).Scan(&count)
+	var names, urls, nodeStates, nodes, states []string
+	var shards []int
+	var epochs []int64
+	err := q.QueryRow(ctx, loadSQL).Scan(&count, &names, &urls, &nodeStates, &shards, &nodes, &epochs, &states)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotBootstrapped
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading cluster: %w", err)
+		return nil, fmt.Errorf("reading the shard map: %w", err)
 	}
-	rows, err := q.Query(ctx, `SELECT name, url, state FROM ordo_catalog.nodes`)
-	if err != nil {
-		return nil, fmt.Errorf("reading nodes: %w", err)
+	s := &Snapshot{Shards: make([]Placement, count), Nodes: make(map[string]Node, len(names))}
+	for i, name := range names {
+		s.Nodes[name] = Node{Name: name, URL: urls[i], State: nodeStates[i]}
 	}
-	nodes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Node, error) {
-		var n Node
-		err := r.Scan(&n.Name, &n.URL, &n.State)
-		return n, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading nodes: %w", err)
-	}
-	s := &Snapshot{Shards: make([]Placement, count), Nodes: make(map[string]Node, len(nodes))}
-	for _, n := range nodes {
-		s.Nodes[n.Name] = n
-	}
-	rows, err = q.Query(ctx, `SELECT shard, node, epoch, state FROM ordo_catalog.shards ORDER BY shard`)
-	if err != nil {
-		return nil, fmt.Errorf("reading shards: %w", err)
-	}
-	seen := 0
-	var p Placement
-	_, err = pgx.ForEachRow(rows, []any{&p.Shard, &p.Node, &p.Epoch, &p.State}, func() error {
-		if p.Shard < 0 || p.Shard >= count {
-			return fmt.Errorf("shard %d is outside 0..%d", p.Shard, count-1)
+	for i, sh := range shards {
+		if sh < 0 || sh >= count {
+			return nil, fmt.Errorf("reading shards: shard %d is outside 0..%d", sh, count-1)
 		}
-		if _, ok := s.Nodes[p.Node]; !ok {
-			return fmt.Errorf("shard %d is on unknown node %q", p.Shard, p.Node)
+		if _, ok := s.Nodes[nodes[i]]; !ok {
+			return nil, fmt.Errorf("reading shards: shard %d is on unknown node %q", sh, nodes[i])
 		}
-		s.Shards[p.Shard] = p
-		seen++
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading shards: %w", err)
+		s.Shards[sh] = Placement{Shard: sh, Node: nodes[i], Epoch: epochs[i], State: states[i]}
 	}
-	if seen != count {
-		return nil, fmt.Errorf("catalog has %d shard rows, want %d", seen, count)
+	if len(shards) != count {
+		return nil, fmt.Errorf("catalog has %d shard rows, want %d", len(shards), count)
 	}
 	return s, nil
 }
