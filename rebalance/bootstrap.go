@@ -58,7 +58,7 @@ func (nm *nodeMigrator) one(ctx context.Context, name, url string) error {
 // the shard's epoch. Tables that exist are left alone.
 func ensureTables(ctx context.Context, snap *shard.Snapshot, nodes []dsn.Node) error {
 	for _, n := range nodes {
-		conn, err := pgx.Connect(ctx, n.URL)
+		conn, err := connectNode(ctx, n.URL)
 		if err != nil {
 			return fmt.Errorf("connecting to node %s: %w", n.Name, err)
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ordo-pipeline/ordo/internal/dsn"
 	"github.com/ordo-pipeline/ordo/schema"
@@ -78,7 +77,7 @@ func pendingByShard(ctx context.Context, snap *shard.Snapshot, plan []Move) map[
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, NodeTimeout)
-		conn, err := pgx.Connect(cctx, n.URL)
+		conn, err := connectNode(cctx, n.URL)
 		if err != nil {
 			cancel()
 			continue

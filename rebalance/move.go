@@ -111,7 +111,7 @@ func (m *mover) nodeConn(ctx context.Context, node string) (*pgx.Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %s is not in the catalog", node)
 	}
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := connectNode(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to node %s: %w", node, err)
 	}

@@ -84,9 +84,9 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 			return fmt.Errorf("catalog: %w", err)
 		}
 	}
-	pool, err := pgxpool.New(ctx, cfg.CatalogURL)
+	pool, err := catalogPool(ctx, cfg.CatalogURL)
 	if err != nil {
-		return fmt.Errorf("catalog: %w", err)
+		return err
 	}
 	defer pool.Close()
 

@@ -69,7 +69,7 @@ func Status(ctx context.Context, catalogURL string) (*Report, error) {
 // StatusWith is Status that also calls more, when not nil, for every node
 // that is not detached and could be read.
 func StatusWith(ctx context.Context, catalogURL string, more NodeReader) (*Report, error) {
-	conn, err := pgx.Connect(ctx, catalogURL)
+	conn, err := connectCatalog(ctx, catalogURL)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to catalog: %w", err)
 	}
@@ -128,7 +128,7 @@ func StatusWith(ctx context.Context, catalogURL string, more NodeReader) (*Repor
 func readNode(ctx context.Context, n shard.Node, ns *NodeStatus, more NodeReader) error {
 	ctx, cancel := context.WithTimeout(ctx, NodeTimeout)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, n.URL)
+	conn, err := connectNode(ctx, n.URL)
 	if err != nil {
 		return err
 	}
