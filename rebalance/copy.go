@@ -34,6 +34,11 @@ const checksumSQL = `SELECT count(*), coalesce(sum(hashtextextended(epoch::text 
 func (m *mover) copy(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, copyTimeout)
 	defer cancel()
+	// A move resumed after the flip may have stopped before the target was
+	// opened.
+	if err := m.openTarget(ctx); err != nil {
+		return err
+	}
 	src, err := m.sourceConn(ctx)
 	if err != nil {
 		return err

@@ -173,9 +173,12 @@ func (m *mover) reached(step string) {
 }
 
 // prepareTarget migrates the target and makes the shard's table there
-// afresh at the new epoch: a table left by an earlier, abandoned move or
-// bootstrap would keep its old epoch. Nothing writes to it until the flip,
-// so dropping it loses nothing.
+// afresh at the new epoch, fenced: a table left by an earlier, abandoned
+// move or bootstrap would keep its old epoch, and until the flip the
+// target must refuse rows. A gateway whose map predates an earlier move of
+// the shard away from the target node still places the shard there; rows
+// it wrote before the flip would sort after newer rows written on the
+// source, and a rollback would drop them. The flip lifts the fence.
 func (m *mover) prepareTarget(ctx context.Context) error {
 	if err := m.migrator.one(ctx, m.mv.Target, m.urls[m.mv.Target]); err != nil {
 		return fmt.Errorf("migrating target: %w", err)
@@ -187,10 +190,49 @@ func (m *mover) prepareTarget(ctx context.Context) error {
 	if err := schema.Drop(ctx, conn, m.mv.Shard); err != nil {
 		return err
 	}
-	if err := schema.Create(ctx, conn, m.mv.Shard, m.mv.ToEpoch); err != nil {
+	if err := m.createTarget(ctx, true); err != nil {
 		return err
 	}
 	return m.setStep(ctx, StepTargetReady)
+}
+
+// createTarget creates the shard's table on the target at the new epoch,
+// if it does not exist, fenced or not, in one transaction.
+func (m *mover) createTarget(ctx context.Context, fenced bool) error {
+	conn, err := m.targetConn(ctx)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		exists, err := schema.Exists(ctx, tx, m.mv.Shard)
+		if err != nil || exists {
+			return err
+		}
+		if err := schema.Create(ctx, tx, m.mv.Shard, m.mv.ToEpoch); err != nil {
+			return err
+		}
+		if !fenced {
+			return nil
+		}
+		return schema.Fence(ctx, tx, m.mv.Shard)
+	})
+}
+
+// openTarget lets the target table take rows, once the catalog points at
+// it. A table that is missing took no row, so it is made afresh.
+func (m *mover) openTarget(ctx context.Context) error {
+	conn, err := m.targetConn(ctx)
+	if err != nil {
+		return err
+	}
+	err = schema.Unfence(ctx, conn, m.mv.Shard)
+	if isUndefinedTable(err) {
+		err = m.createTarget(ctx, false)
+	}
+	if err != nil {
+		return fmt.Errorf("opening target: %w", err)
+	}
+	return nil
 }
 
 // fenceSource makes the source table refuse new rows, after waiting for
@@ -242,7 +284,7 @@ func (m *mover) fenceAndFlip(ctx context.Context) error {
 	}
 	err := m.flip(ctx)
 	if err == nil {
-		return nil
+		return m.openTarget(ctx)
 	}
 	// Lift the fence only once the catalog says the flip did not commit:
 	// unfencing a flipped shard would let old maps write behind new rows.
@@ -253,7 +295,7 @@ func (m *mover) fenceAndFlip(ctx context.Context) error {
 	}
 	if node == m.mv.Target && epoch == m.mv.ToEpoch {
 		m.reached(StepFlipped) // the commit went through after all
-		return nil
+		return m.openTarget(ctx)
 	}
 	if uerr := m.unfence(ctx); uerr != nil {
 		return fmt.Errorf("%w (and lifting the fence: %w)", err, uerr)
