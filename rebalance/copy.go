@@ -212,29 +212,43 @@ func (m *mover) finish(ctx context.Context) error {
 	return nil
 }
 
-// rollback undoes a move that has not flipped: it lifts the fence and
-// drops the empty target table, and marks the move failed with cause.
+// rollback undoes a move that, as the catalog says, has not flipped: it
+// lifts the source's fence, drops the target table (which, fenced until
+// the flip, took no row), and only then marks the move failed. Interrupted
+// before that, the move stays open, and resuming it makes the target
+// table and the fence again.
 func (m *mover) rollback(ctx context.Context, cause error) error {
 	if flippedAlready(m.mv.Step) {
 		return fmt.Errorf("move %d is past the cut-over and cannot roll back", m.mv.ID)
 	}
-	if src, err := m.sourceConn(ctx); err == nil {
-		if err := schema.Unfence(ctx, src, m.mv.Shard); err != nil {
-			return err
-		}
-	} else {
+	src, err := m.sourceConn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := schema.Unfence(ctx, src, m.mv.Shard); err != nil {
 		return err
 	}
 	dst, err := m.targetConn(ctx)
 	if err != nil {
 		return err
 	}
+	n, err := schema.Pending(ctx, dst, m.mv.Shard)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("the target table of shard %d holds %d rows written before the flip; the move cannot roll back", m.mv.Shard, n)
+	}
 	if err := schema.Drop(ctx, dst, m.mv.Shard); err != nil {
 		return err
 	}
-	_, err = m.catalog.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'failed', error = $2, updated_at = now(), finished_at = now() WHERE id = $1`, m.mv.ID, cause.Error())
+	tag, err := m.catalog.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'failed', error = $2, updated_at = now(), finished_at = now()
+		WHERE id = $1 AND step IN ('planned', 'target_ready', 'fenced')`, m.mv.ID, cause.Error())
 	if err != nil {
 		return fmt.Errorf("recording failed move: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("recording failed move: move %d is no longer before the cut-over", m.mv.ID)
 	}
 	m.log.Warn("move rolled back", "move", m.mv.ID, "shard", m.mv.Shard, "error", cause)
 	return nil

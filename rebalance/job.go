@@ -131,18 +131,30 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 		return err
 	}
 	w.metrics.moves.WithLabelValues("failed").Inc()
-	// The catalog, not memory, says whether the flip committed.
-	if cur, lerr := loadMove(context.WithoutCancel(ctx), c, mv.ID); lerr == nil {
-		m.mv.Step = cur.Step
+	return giveUp(context.WithoutCancel(ctx), c, m, err)
+}
+
+// giveUp ends a move's last attempt, which failed with cause. Only the
+// catalog, read on the session that holds the move's lock, says whether
+// the flip committed (memory may be a step behind: a flip whose answer was
+// lost did commit). Before the flip the move is rolled back; after it the
+// move stays open, to be resumed. When the catalog does not answer,
+// nothing is changed and the move stays open: rolling back a move that
+// had flipped would drop the target table the catalog points at.
+func giveUp(ctx context.Context, c *pgx.Conn, m *mover, cause error) error {
+	cur, err := loadMove(ctx, c, m.mv.ID)
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("move %d stopped at an unknown step and stays open, to be resumed (reading the catalog: %w): %w", m.mv.ID, err, cause))
 	}
-	if !flippedAlready(m.mv.Step) {
-		if rbErr := m.rollback(context.WithoutCancel(ctx), err); rbErr != nil {
-			return fmt.Errorf("%w (and rolling back: %w)", err, rbErr)
+	m.mv.Step = cur.Step
+	if !flippedAlready(cur.Step) {
+		if rbErr := m.rollback(ctx, cause); rbErr != nil {
+			return river.JobCancel(fmt.Errorf("%w (rolling back failed, so the move stays open, to be resumed: %w)", cause, rbErr))
 		}
-		return river.JobCancel(err)
+		return river.JobCancel(cause)
 	}
-	_, _ = c.Exec(context.WithoutCancel(ctx), `UPDATE ordo_catalog.moves SET state = 'failed', updated_at = now() WHERE id = $1`, mv.ID)
-	return river.JobCancel(fmt.Errorf("move %d is past the cut-over and stopped at step %s; re-run rebalance to resume it: %w", mv.ID, m.mv.Step, err))
+	_, _ = c.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'failed', updated_at = now() WHERE id = $1`, m.mv.ID)
+	return river.JobCancel(fmt.Errorf("move %d is past the cut-over and stopped at step %s; it is resumed: %w", m.mv.ID, cur.Step, cause))
 }
 
 // sourceSlot takes one of PerSource catalog locks for the source node on

@@ -272,15 +272,21 @@ func fenceTimeout() time.Duration {
 // one critical section: an interruption (SIGTERM) does not stop it midway,
 // and when the flip fails the fence is lifted again, so that the shard
 // does not refuse writes while nobody moves it. Only SIGKILL between the
-// two leaves the source fenced and unflipped; the next run resumes such
-// moves first.
+// two leaves the source fenced and unflipped; such moves are resumed
+// first, by any process that executes moves.
+//
+// A move resumed here may find the target table gone and the source open
+// again (a rollback interrupted before it could record itself): the target
+// table is made again and the source fenced again, both idempotent, before
+// the flip.
 func (m *mover) fenceAndFlip(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fenceTimeout())
 	defer cancel()
-	if m.mv.Step == StepTargetReady {
-		if err := m.fenceSource(ctx); err != nil {
-			return err
-		}
+	if err := m.createTarget(ctx, true); err != nil {
+		return err
+	}
+	if err := m.fenceSource(ctx); err != nil {
+		return err
 	}
 	err := m.flip(ctx)
 	if err == nil {
@@ -291,7 +297,7 @@ func (m *mover) fenceAndFlip(ctx context.Context) error {
 	var node string
 	var epoch int64
 	if cerr := m.catalog.QueryRow(ctx, `SELECT node, epoch FROM ordo_catalog.shards WHERE shard = $1`, m.mv.Shard).Scan(&node, &epoch); cerr != nil {
-		return fmt.Errorf("%w (the source stays fenced until a run resumes the move: %w)", err, cerr)
+		return fmt.Errorf("%w (the source stays fenced until the move is resumed: %w)", err, cerr)
 	}
 	if node == m.mv.Target && epoch == m.mv.ToEpoch {
 		m.reached(StepFlipped) // the commit went through after all
@@ -341,13 +347,30 @@ func (m *mover) flip(ctx context.Context) error {
 				return fmt.Errorf("shard %d is on %s at epoch %d, not on %s at epoch %d as the move expects", m.mv.Shard, node, epoch, m.mv.Source, m.mv.FromEpoch)
 			}
 		}
-		return recordStep(ctx, tx, m.mv.ID, StepFlipped)
+		if err := recordStep(ctx, tx, m.mv.ID, StepFlipped); err != nil {
+			return err
+		}
+		return flipHook(m, false)
 	})
+	if err == nil {
+		err = flipHook(m, true)
+	}
 	if err != nil {
 		return err
 	}
 	m.reached(StepFlipped)
 	return nil
+}
+
+// testFlipHook, set by tests, runs in the flip's transaction before its
+// commit and again after it, where a lost connection matters most.
+var testFlipHook func(m *mover, committed bool) error
+
+func flipHook(m *mover, committed bool) error {
+	if testFlipHook == nil {
+		return nil
+	}
+	return testFlipHook(m, committed)
 }
 
 // lockShard takes shard's advisory lock on conn, waiting up to
