@@ -105,9 +105,11 @@ func (w *MoveWorker) Work(ctx context.Context, job *river.Job[MoveArgs]) error {
 			return river.JobSnooze(500 * time.Millisecond) // the source is busy with other moves
 		}
 	}
-	if _, err := c.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now() WHERE id = $1`, mv.ID); err != nil {
+	if _, err := c.Exec(ctx, `UPDATE ordo_catalog.moves SET state = 'running', updated_at = now(), heartbeat_at = now() WHERE id = $1`, mv.ID); err != nil {
 		return fmt.Errorf("starting move %d: %w", mv.ID, err)
 	}
+	stopLease := keepLease(ctx, w.Catalog, mv.ID, w.Logger)
+	defer stopLease()
 	urls, err := nodeURLs(ctx, c)
 	if err != nil {
 		return err
@@ -205,8 +207,9 @@ func nodeURLs(ctx context.Context, c *pgx.Conn) (map[string]string, error) {
 }
 
 // newRiverClient returns a River client on the catalog that works move
-// jobs with at most concurrency at once.
-func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, nm *nodeMigrator, concurrency, perSource int) (*river.Client[pgx.Tx], error) {
+// jobs with at most concurrency at once, looking for new ones every poll
+// when no notification comes.
+func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, nm *nodeMigrator, concurrency, perSource int, poll time.Duration) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &MoveWorker{Catalog: pool, Logger: log, PerSource: perSource, metrics: m, migrator: nm}); err != nil {
 		return nil, err
@@ -222,7 +225,7 @@ func newRiverClient(pool *pgxpool.Pool, log *slog.Logger, m *metrics, nm *nodeMi
 		// dead job stays behind as running.
 		JobTimeout:        -1,
 		FetchCooldown:     50 * time.Millisecond,
-		FetchPollInterval: 200 * time.Millisecond,
+		FetchPollInterval: poll,
 	})
 }
 

@@ -15,16 +15,27 @@ import (
 
 // metrics are what a rebalance run exposes with --metrics-addr.
 type metrics struct {
-	registry    *prometheus.Registry
+	registry    *prometheus.Registry // nil when registered elsewhere
 	moves       *prometheus.CounterVec
 	rowsCopied  prometheus.Counter
 	moveSeconds prometheus.Histogram
 	stepSeconds *prometheus.HistogramVec
 }
 
+// newMetrics returns metrics on a registry of their own, with the Go and
+// process collectors, for a rebalance run.
 func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metricsOn(reg)
+	m.registry = reg
+	return m
+}
+
+// metricsOn registers the move metrics on reg: a process that executes
+// moves besides its own work (a worker) adds them to its own metrics.
+func metricsOn(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_rebalance_moves_total",
 			Help: "Shard moves executed by this process, by result (done, failed, retried).",
@@ -44,8 +55,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"step"}),
 	}
-	m.registry.MustRegister(m.moves, m.rowsCopied, m.moveSeconds, m.stepSeconds,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.moves, m.rowsCopied, m.moveSeconds, m.stepSeconds)
 	return m
 }
 

@@ -124,6 +124,10 @@ func (m *mover) sourceConn(ctx context.Context) (*pgx.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := m.claimNode(ctx, c, m.mv.Source); err != nil {
+			c.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
 		m.source = c
 	}
 	return m.source, nil
@@ -135,9 +139,68 @@ func (m *mover) targetConn(ctx context.Context) (*pgx.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := m.claimNode(ctx, c, m.mv.Target); err != nil {
+			c.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
 		m.target = c
 	}
 	return m.target, nil
+}
+
+// executorLockClass is the first key of the lock ("omxe") that a move's
+// executor holds, keyed by shard, on its session with each node.
+const executorLockClass int32 = 0x6f6d7865
+
+// claimTimeout bounds how long claimNode waits for an earlier executor's
+// session to end.
+const claimTimeout = 15 * time.Second
+
+// claimNode takes the executor lock of the move's shard on conn, a new
+// session with node. Its holder, if any, is an earlier executor of a move
+// of this shard that lost the move's lock (this process holds it) but may
+// still be at work on the node, cut off from the catalog: its session is
+// ended, so that it can no longer fence, unfence, drop or copy anything
+// there, before this executor changes anything. It is ended only while
+// this process's catalog session still answers, that is while it still
+// holds the move.
+func (m *mover) claimNode(ctx context.Context, conn *pgx.Conn, node string) error {
+	deadline := time.Now().Add(claimTimeout)
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2::int)`, executorLockClass, m.mv.Shard).Scan(&ok); err != nil {
+			return fmt.Errorf("node %s: taking the executor lock of shard %d: %w", node, m.mv.Shard, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: an earlier executor of shard %d still holds its session after %s", node, m.mv.Shard, claimTimeout)
+		}
+		if _, err := m.catalog.Exec(ctx, `SELECT 1`); err != nil {
+			return fmt.Errorf("checking the catalog session before ending an earlier executor's: %w", err)
+		}
+		rows, err := conn.Query(ctx, `SELECT pid, pg_terminate_backend(pid) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()`,
+			executorLockClass, m.mv.Shard)
+		if err != nil {
+			return fmt.Errorf("node %s: ending an earlier executor's session: %w", node, err)
+		}
+		var pid int32
+		var ended bool
+		if _, err := pgx.ForEachRow(rows, []any{&pid, &ended}, func() error {
+			m.log.Warn("ended the session of an earlier executor of the move's shard", "move", m.mv.ID, "shard", m.mv.Shard, "node", node, "pid", pid, "ended", ended)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("node %s: ending an earlier executor's session: %w", node, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // setStep records that the move reached step, then acts on it (reached).

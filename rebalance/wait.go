@@ -50,6 +50,9 @@ func wait(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx],
 		}
 		// A concurrent run that executed some of these moves may have died.
 		if time.Since(lastResume) > resumeEvery {
+			if _, err := expireLeases(ctx, pool, opts.Logger); err != nil {
+				opts.Logger.Warn("looking for silent move executors failed", "error", err)
+			}
 			if err := resumeOrphans(ctx, pool, client, opts.Logger); err != nil {
 				opts.Logger.Warn("resuming abandoned moves failed", "error", err)
 			}

@@ -4,7 +4,10 @@
 // testing. When the environment variable ORDO_FAILPOINTS lists that name
 // (comma-separated), the process logs the fact to stderr and kills itself
 // with SIGKILL, as abruptly as a crash: no deferred function runs and no
-// connection is closed cleanly.
+// connection is closed cleanly. Listed as name=pause, the goroutine that
+// reaches it blocks forever instead, while the rest of the process goes
+// on: a step that hangs, for tests of what happens to a stalled or
+// silenced process.
 package failpoint
 
 import (
@@ -20,23 +23,33 @@ const Env = "ORDO_FAILPOINTS"
 
 var (
 	once  sync.Once
-	armed map[string]bool
+	armed map[string]string // name → action: "kill" or "pause"
 )
 
 func load() {
-	armed = map[string]bool{}
+	armed = map[string]string{}
 	for _, n := range strings.Split(os.Getenv(Env), ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			armed[n] = true
+		n, action, _ := strings.Cut(strings.TrimSpace(n), "=")
+		if n == "" {
+			continue
 		}
+		if action != "pause" {
+			action = "kill"
+		}
+		armed[n] = action
 	}
 }
 
-// Hit kills the process if name is armed, and does nothing otherwise.
+// Hit kills the process if name is armed, blocks forever if it is armed
+// to pause, and does nothing otherwise.
 func Hit(name string) {
 	once.Do(load)
-	if !armed[name] {
+	switch armed[name] {
+	case "":
 		return
+	case "pause":
+		fmt.Fprintf(os.Stderr, "failpoint: %s reached; pausing there for good (process %d)\n", name, os.Getpid())
+		select {}
 	}
 	fmt.Fprintf(os.Stderr, "failpoint: %s reached; killing process %d\n", name, os.Getpid())
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)

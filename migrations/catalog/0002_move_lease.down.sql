@@ -1,0 +1,1 @@
+ALTER TABLE ordo_catalog.moves DROP COLUMN IF EXISTS heartbeat_at;
