@@ -86,6 +86,12 @@ type Tuning struct {
 	// times as long is dropped, and a node then releases the locks of a
 	// worker cut off from it. Defaults to 2 seconds.
 	KeepAlive time.Duration `env:"ORDO_WORKER_KEEPALIVE" envDefault:"2s"`
+	// Moves is how many shard moves the worker executes at once, as
+	// rebalance does: it takes move jobs, and resumes the moves of a
+	// rebalance that was killed or cut off, so that no shard stays fenced
+	// or undelivered until someone runs rebalance again. 0 leaves moves to
+	// rebalance alone. Defaults to 1.
+	Moves int `env:"ORDO_WORKER_MOVES" envDefault:"1"`
 }
 
 // Validate checks the settings; errors name the variable at fault.
@@ -130,6 +136,7 @@ func (c *Config) Validate() error {
 		{"ORDO_WORKER_CONCURRENCY", c.Concurrency, 1, 100000},
 		{"ORDO_WORKER_NODE_CONNS", c.NodeConns, 1, 64},
 		{"ORDO_WORKER_VACUUM_ROWS", c.VacuumRows, 0, 1 << 30},
+		{"ORDO_WORKER_MOVES", c.Moves, 0, 64},
 	}
 	for _, n := range ints {
 		if n.v < n.lo || n.v > n.hi {

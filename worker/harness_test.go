@@ -101,6 +101,13 @@ var dbSeq struct {
 // each {{name}} is replaced by hooks[name]'s URL).
 func setup(t *testing.T, shards int, workspace string, hooks map[string]*hook) *testBundle {
 	t.Helper()
+	return setupOn(t, shards, workspace, hooks, "n1", "n2")
+}
+
+// setupOn is setup with the cluster bootstrapped on the nodes named only
+// (n1, n2 or both); the other node is made, empty, for moves to it.
+func setupOn(t *testing.T, shards int, workspace string, hooks map[string]*hook, initial ...string) *testBundle {
+	t.Helper()
 	cs := nodes(t)
 	dbSeq.Lock()
 	dbSeq.n++
@@ -130,7 +137,11 @@ func setup(t *testing.T, shards int, workspace string, hooks map[string]*hook) *
 	b.catalogURL = create(cs[0], name+"_cat")
 	b.nodeURLs["n1"] = create(cs[0], name+"_n1")
 	b.nodeURLs["n2"] = create(cs[1], name+"_n2")
-	cfg := rebalance.Config{CatalogURL: b.catalogURL, Nodes: "n1=" + b.nodeURLs["n1"] + ",n2=" + b.nodeURLs["n2"], Shards: shards}
+	var listed []string
+	for _, n := range initial {
+		listed = append(listed, n+"="+b.nodeURLs[n])
+	}
+	cfg := rebalance.Config{CatalogURL: b.catalogURL, Nodes: strings.Join(listed, ","), Shards: shards}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,10 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		stopWaker()
 		<-wakerDone
 	}()
+	if cfg.Moves > 0 {
+		stopMoves := runMoves(ctx, cfg, m, log)
+		defer stopMoves()
+	}
 	log.Info("worker started", "shards", mgr.smap.Current().Count(), "destinations", len(order))
 	return mgr.run(ctx)
 }
