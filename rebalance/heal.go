@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ordo-pipeline/ordo/migrations"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -54,19 +53,6 @@ func Heal(ctx context.Context, catalogURL string, cfg HealConfig) error {
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
-	}
-	// The catalog may have been migrated by an older rebalance.
-	for {
-		err := migrations.Catalog(ctx, catalogURL, log)
-		if err == nil {
-			break
-		}
-		log.Warn("migrating the catalog before executing moves failed; retrying", "error", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(5 * time.Second):
-		}
 	}
 	pool, err := catalogPool(ctx, catalogURL)
 	if err != nil {

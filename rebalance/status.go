@@ -29,6 +29,9 @@ type NodeStatus struct {
 	// the node was not read.
 	PendingByShard map[int]int64
 	DeadByShard    map[int]int64
+	// Holders says who holds each shard lock on the node: a worker's id,
+	// or the application name of another session; nil when not read.
+	Holders map[int]string
 }
 
 // MoveStatus is one unfinished move.
@@ -51,6 +54,11 @@ type Report struct {
 	Moves      []MoveStatus
 	// Shards is the placement map the report was built from.
 	Shards []shard.Placement
+	// Workers are the workers with a heartbeat row or a shard, and the
+	// shards each holds (as the nodes' locks say).
+	Workers []WorkerStatus
+	// Unowned are the active shards that no worker holds.
+	Unowned []UnownedShard
 }
 
 // NodeReader reads more of a reachable node, on the connection Status
@@ -86,6 +94,7 @@ func StatusWith(ctx context.Context, catalogURL string, more NodeReader) (*Repor
 	for _, p := range snap.Shards {
 		counts[p.Node]++
 	}
+	holders := map[int]string{} // shard → holder, on the nodes that answered
 	for _, n := range snap.Nodes {
 		ns := NodeStatus{Name: n.Name, URL: dsn.Redact(n.URL), State: n.State, Shards: counts[n.Name]}
 		if n.State != "detached" {
@@ -93,8 +102,16 @@ func StatusWith(ctx context.Context, catalogURL string, more NodeReader) (*Repor
 			if ns.Err != nil {
 				ns.Pending, ns.DeadLetters, ns.PendingByShard, ns.DeadByShard = -1, -1, nil, nil
 			}
+			for sh, h := range ns.Holders {
+				if sh < snap.Count() && snap.Shards[sh].Node == n.Name {
+					holders[sh] = h
+				}
+			}
 		}
 		r.Nodes = append(r.Nodes, ns)
+	}
+	if err := r.readOwners(ctx, conn, snap, holders); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(r.Nodes, func(a, b NodeStatus) int {
 		switch {
@@ -125,6 +142,8 @@ func StatusWith(ctx context.Context, catalogURL string, more NodeReader) (*Repor
 	return r, nil
 }
 
+// readNode reads a node's pending rows and dead letters, and who holds its
+// shard locks.
 func readNode(ctx context.Context, n shard.Node, ns *NodeStatus, more NodeReader) error {
 	ctx, cancel := context.WithTimeout(ctx, NodeTimeout)
 	defer cancel()
@@ -155,6 +174,9 @@ func readNode(ctx context.Context, n shard.Node, ns *NodeStatus, more NodeReader
 		}); err != nil && !isUndefinedTable(err) {
 			return fmt.Errorf("counting dead letters: %w", err)
 		}
+	}
+	if ns.Holders, err = shardHolders(ctx, conn); err != nil {
+		return err
 	}
 	if more != nil {
 		return more(ctx, n, conn)
@@ -202,9 +224,11 @@ func (r *Report) Print(w io.Writer) error {
 	}
 	if len(rolledBack) > 0 {
 		fmt.Fprintf(w, "\nmoves that failed and were rolled back in the last day: %d\n", len(rolledBack))
-		return printMoves(w, rolledBack)
+		if err := printMoves(w, rolledBack); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.printOwners(w)
 }
 
 func printMoves(w io.Writer, moves []MoveStatus) error {

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS ordo_catalog.shard_owners;
