@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,14 @@ type manager struct {
 	waker  *waker    // nil in tests that run loops without listening
 
 	lastBeat atomic.Int64 // unix nanos of the last successful heartbeat
+
+	// Failover (watch.go, orphans.go, liveness.go, owners.go).
+	watches map[string]*nodeWatch
+	watchWG sync.WaitGroup
+	reports chan watchReport
+	orph    orphanState
+	pinger  *pinger
+	owners  *owners
 }
 
 // vacuumFor returns the function a claim's loop calls to have its table
@@ -110,6 +119,19 @@ func (m *manager) run(ctx context.Context) error {
 	m.beat(ctx)
 	beating := make(chan struct{})
 	go m.heartbeat(ctx, beating)
+	// The watchers, the pinger and the ownership record outlive ctx until
+	// the drain is over: pings keep the claims of a draining worker from
+	// looking silent.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bgWG sync.WaitGroup
+	bgWG.Go(func() { m.pinger.run(bg) })
+	bgWG.Go(func() { m.owners.run(bg) })
+	defer func() {
+		stopBG()
+		m.watchWG.Wait()
+		bgWG.Wait()
+	}()
+	m.syncWatchers(bg)
 	tick := time.NewTicker(m.cfg.Heartbeat)
 	defer tick.Stop()
 	m.balance(ctx)
@@ -122,8 +144,13 @@ func (m *manager) run(ctx context.Context) error {
 			m.balance(ctx)
 		case <-sub:
 			// A placement change, or a worker came or went.
+			m.syncWatchers(bg)
 			m.count(ctx)
 			m.balance(ctx)
+		case r := <-m.reports:
+			if m.onWatch(r) {
+				m.balance(ctx)
+			}
 		case c := <-m.done:
 			m.finished(c)
 			m.balance(ctx)
@@ -205,7 +232,8 @@ func (m *manager) rank(s int) uint64 {
 	return h.Sum64()
 }
 
-// balance moves the worker toward its fair share: ⌈S/W⌉ shards.
+// balance moves the worker toward its fair share, ⌈S/W⌉ shards, and
+// claims the orphans (orphans.go) whatever the share.
 func (m *manager) balance(ctx context.Context) {
 	snap := m.smap.Current()
 	if snap == nil || ctx.Err() != nil {
@@ -215,41 +243,44 @@ func (m *manager) balance(ctx context.Context) {
 	target := (snap.Count() + live - 1) / max(1, live)
 	m.metrics.shardTarget.Set(float64(target))
 	m.metrics.shardCount.Set(float64(snap.Count()))
-	var held []*claim
+	now := time.Now()
+	var loose []*claim
 	for _, c := range m.claims {
-		if !c.releasing {
-			held = append(held, c)
+		if !c.releasing && !m.kept(c, now) {
+			loose = append(loose, c)
 		}
 	}
-	if len(held) > target {
+	// Orphans claimed lately are kept beside the share, not in it.
+	share := len(loose)
+	if share > target {
 		// Let go of the least preferred first.
-		slices.SortFunc(held, func(a, b *claim) int { return cmp.Compare(m.rank(b.shard), m.rank(a.shard)) })
-		for _, c := range held[:len(held)-target] {
+		slices.SortFunc(loose, func(a, b *claim) int { return cmp.Compare(m.rank(b.shard), m.rank(a.shard)) })
+		for _, c := range loose[:share-target] {
 			m.log.Info("releasing shard above fair share", "shard", c.shard, "target", target, "live_workers", live)
 			c.release()
 		}
-		return
+		share = target
 	}
-	if len(held) == target {
-		return
-	}
-	now := time.Now()
-	var candidates []shard.Placement
-	for _, p := range snap.Shards {
-		if p.State != shard.StateActive || m.claims[p.Shard] != nil || now.Before(m.cooldown[p.Shard]) {
-			continue
+	if share < target {
+		var candidates []shard.Placement
+		for _, p := range snap.Shards {
+			if p.State != shard.StateActive || m.claims[p.Shard] != nil || now.Before(m.cooldown[p.Shard]) || !m.reachable(p.Node) {
+				continue
+			}
+			candidates = append(candidates, p)
 		}
-		candidates = append(candidates, p)
-	}
-	slices.SortFunc(candidates, func(a, b shard.Placement) int { return cmp.Compare(m.rank(a.Shard), m.rank(b.Shard)) })
-	for _, p := range candidates {
-		if len(held) >= target || ctx.Err() != nil {
-			break
+		slices.SortFunc(candidates, func(a, b shard.Placement) int { return cmp.Compare(m.rank(a.Shard), m.rank(b.Shard)) })
+		for _, p := range candidates {
+			if share >= target || ctx.Err() != nil {
+				break
+			}
+			if c := m.claim(ctx, snap, p); c != nil {
+				share++
+				m.clearUnheld(p.Shard)
+			}
 		}
-		if c := m.claim(ctx, snap, p); c != nil {
-			held = append(held, c)
-		}
 	}
+	m.claimOrphans(ctx, snap, now, share, target)
 	m.metrics.shardsOwned.Set(float64(len(m.claims)))
 }
 
@@ -283,6 +314,8 @@ func (m *manager) claim(ctx context.Context, snap *shard.Snapshot, p shard.Place
 	sess.shards++
 	m.claims[p.Shard] = c
 	m.log.Info("claimed shard", "shard", p.Shard, "node", p.Node, "epoch", p.Epoch)
+	m.metrics.shardHeld.WithLabelValues(strconv.Itoa(p.Shard), p.Node).Set(1)
+	m.owners.note(ownerChange{shard: p.Shard, node: p.Node, kind: "claimed"})
 	go m.deliver(c)
 	return c
 }
@@ -326,6 +359,8 @@ func (m *manager) finished(c *claim) {
 	delete(m.claims, c.shard)
 	c.sess.shards--
 	m.metrics.shardsOwned.Set(float64(len(m.claims)))
+	m.metrics.shardHeld.DeleteLabelValues(strconv.Itoa(c.shard), c.node)
+	m.owners.note(ownerChange{shard: c.shard, node: c.node, kind: "released"})
 	switch {
 	case errors.Is(c.err, errStopped):
 		m.log.Info("released shard", "shard", c.shard, "node", c.node)
@@ -343,6 +378,9 @@ func (m *manager) finished(c *claim) {
 // when the node cannot be reached.
 func (m *manager) session(ctx context.Context, snap *shard.Snapshot, node string) *session {
 	m.dropLost(node)
+	if !m.reachable(node) {
+		return nil // its watcher cannot reach it: dialling would hold up claiming
+	}
 	list := m.sessions[node]
 	var best *session
 	for _, s := range list {
@@ -367,7 +405,17 @@ func (m *manager) session(ctx context.Context, snap *shard.Snapshot, node string
 		return best
 	}
 	m.sessions[node] = append(list, s)
+	m.publishSessions()
 	return s
+}
+
+// publishSessions hands the claim connections to the pinger.
+func (m *manager) publishSessions() {
+	var all []*session
+	for _, list := range m.sessions {
+		all = append(all, list...)
+	}
+	m.pinger.publish(all)
 }
 
 // dropLost closes and forgets node's lost sessions. Their loops end on
@@ -382,7 +430,10 @@ func (m *manager) dropLost(node string) {
 		}
 		kept = append(kept, s)
 	}
-	m.sessions[node] = kept
+	if len(kept) != len(list) {
+		m.sessions[node] = kept
+		m.publishSessions()
+	}
 }
 
 // shutdown releases every claim after its requests in flight, closes the
@@ -400,8 +451,12 @@ func (m *manager) shutdown() error {
 			s.close()
 		}
 	}
+	m.publishSessions()
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.DBTimeout)
 	defer cancel()
+	if _, err := m.catalog.Exec(ctx, `UPDATE ordo_catalog.shard_owners SET worker = NULL, since = now() WHERE worker = $1`, m.id); err != nil {
+		m.log.Warn("recording the release of every shard failed", "error", err)
+	}
 	if _, err := m.catalog.Exec(ctx, `DELETE FROM ordo_catalog.workers WHERE id = $1`, m.id); err != nil {
 		return fmt.Errorf("deleting heartbeat: %w", err)
 	}

@@ -86,6 +86,11 @@ type Tuning struct {
 	// times as long is dropped, and a node then releases the locks of a
 	// worker cut off from it. Defaults to 2 seconds.
 	KeepAlive time.Duration `env:"ORDO_WORKER_KEEPALIVE" envDefault:"2s"`
+	// Silence is how long a worker's claim connection may stay idle on a
+	// node before other workers end it as silent (cut off, or frozen) and
+	// take its shards. A live worker pings each claim connection every
+	// Heartbeat. Defaults to 3 seconds.
+	Silence time.Duration `env:"ORDO_WORKER_SILENCE" envDefault:"3s"`
 	// Moves is how many shard moves the worker executes at once, as
 	// rebalance does: it takes move jobs, and resumes the moves of a
 	// rebalance that was killed or cut off, so that no shard stays fenced
@@ -117,11 +122,15 @@ func (c *Config) Validate() error {
 		{"ORDO_WORKER_DRAIN_TIMEOUT", c.DrainTimeout},
 		{"ORDO_WORKER_KEEPALIVE", c.KeepAlive},
 		{"ORDO_WORKER_VACUUM_EVERY", c.VacuumEvery},
+		{"ORDO_WORKER_SILENCE", c.Silence},
 	}
 	for _, d := range durations {
 		if d.v <= 0 {
 			return &cli.SettingError{Var: d.name, Msg: fmt.Sprintf("must be positive, not %s", d.v)}
 		}
+	}
+	if c.Silence < 2*c.Heartbeat {
+		return &cli.SettingError{Var: "ORDO_WORKER_SILENCE", Msg: fmt.Sprintf("%s must be at least twice ORDO_WORKER_HEARTBEAT (%s)", c.Silence, c.Heartbeat)}
 	}
 	if c.Liveness < 2*c.Heartbeat {
 		return &cli.SettingError{Var: "ORDO_WORKER_LIVENESS", Msg: fmt.Sprintf("%s must be at least twice ORDO_WORKER_HEARTBEAT (%s)", c.Liveness, c.Heartbeat)}

@@ -24,7 +24,7 @@ func TestConfigDefaults(t *testing.T) {
 		Poll: time.Minute, Window: 1000, Buffer: 5000, ShardConcurrency: 16,
 		Concurrency: 256, NodeConns: 2, FlushInterval: 50 * time.Millisecond,
 		DBTimeout: 30 * time.Second, DrainTimeout: 30 * time.Second, VacuumRows: 5000,
-		VacuumEvery: 2 * time.Second, KeepAlive: 2 * time.Second,
+		VacuumEvery: 2 * time.Second, KeepAlive: 2 * time.Second, Silence: 3 * time.Second, Moves: 1,
 	}
 	if cfg.Tuning != want {
 		t.Errorf("Tuning = %+v, want %+v", cfg.Tuning, want)
@@ -39,6 +39,8 @@ func TestConfigErrorsNameVariable(t *testing.T) {
 		"ORDO_WORKER_WINDOW":     "0",
 		"ORDO_WORKER_BUFFER":     "10", // less than the window
 		"ORDO_WORKER_NODE_CONNS": "0",
+		"ORDO_WORKER_SILENCE":    "1s", // less than twice the heartbeat
+		"ORDO_WORKER_MOVES":      "-1",
 		"ORDO_WORKER_POLL":       "-1s",
 		"ORDO_ADMIN_ADDR":        "9090",
 		"ORDO_LOG_FORMAT":        "xml",

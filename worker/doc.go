@@ -28,6 +28,18 @@
 // 'moving', or that the map shows on another node than the one its lock is
 // held on, is let go at once.
 //
+// # Failover
+//
+// A worker that still heartbeats but cannot reach a node, or that went
+// silent (frozen, cut off without a reset), keeps its shards' locks for as
+// long as the node keeps its sessions. Every worker watches every node
+// (watch.go): it ends the claim sessions of other workers idle past
+// ORDO_WORKER_SILENCE (live workers ping theirs every heartbeat, see
+// liveness.go), and claims, above its fair share if need be, the shards so
+// freed and those nobody has held past the liveness window (orphans.go).
+// Workers also execute shard moves (ORDO_WORKER_MOVES, see moves.go), so a
+// rebalance killed or cut off mid-move does not leave a shard fenced.
+//
 // # Delivery
 //
 // Per claimed shard, one goroutine owns the shard's state. It reads rows past

@@ -25,7 +25,9 @@ const settings = `  ORDO_CATALOG_URL        Postgres URL of the catalog database
                           FLUSH_INTERVAL (50ms), DB_TIMEOUT (30s),
                           DRAIN_TIMEOUT (30s), KEEPALIVE (2s), VACUUM_ROWS (5000;
                           0 leaves vacuum to autovacuum), VACUUM_EVERY (2s),
-                          MOVES (1: shard moves executed at once, abandoned
+                          SILENCE (3s: idle claim connections of other workers
+                          are ended after it), MOVES (1: shard moves executed
+                          at once, abandoned
                           moves resumed; 0 leaves moves to rebalance),
                           ID (host-pid-random)
 `

@@ -24,6 +24,11 @@ type metrics struct {
 	lag            *prometheus.GaugeVec
 	wakeups        *prometheus.CounterVec
 	listenerErrors *prometheus.CounterVec
+
+	shardHeld      *prometheus.GaugeVec
+	shardUnowned   *prometheus.GaugeVec
+	silentEnded    prometheus.Counter
+	orphansClaimed prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -84,8 +89,25 @@ func newMetrics() *metrics {
 			Help: "Times the connection listening for new rows failed, by node; its shards are polled meanwhile.",
 		}, []string{"node"}),
 	}
+	m.shardHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ordo_worker_shard_held",
+		Help: "1 for each shard this worker holds, by shard and node.",
+	}, []string{"shard", "node"})
+	m.shardUnowned = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ordo_worker_shard_unowned_seconds",
+		Help: "For each active shard that no worker holds, as this worker sees the nodes: for how long nobody has.",
+	}, []string{"shard"})
+	m.silentEnded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ordo_worker_silent_sessions_ended_total",
+		Help: "Claim connections of silent workers (cut off or frozen) this worker ended, freeing their shards.",
+	})
+	m.orphansClaimed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ordo_worker_orphans_claimed_total",
+		Help: "Shards nobody held that this worker claimed, above its fair share if it had to.",
+	})
 	m.registry.MustRegister(m.shardsOwned, m.shardTarget, m.shardCount, m.liveWorkers, m.delivered, m.retried,
 		m.deadLettered, m.requests, m.latency, m.sendDuration, m.lag, m.wakeups, m.listenerErrors,
+		m.shardHeld, m.shardUnowned, m.silentEnded, m.orphansClaimed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

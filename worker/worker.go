@@ -14,6 +14,7 @@ import (
 	"github.com/ordo-pipeline/ordo/deliver"
 	"github.com/ordo-pipeline/ordo/internal/cli"
 	"github.com/ordo-pipeline/ordo/internal/dsn"
+	"github.com/ordo-pipeline/ordo/migrations"
 	"github.com/ordo-pipeline/ordo/shard"
 	"github.com/ordo-pipeline/ordo/workspace"
 )
@@ -78,6 +79,11 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		claims:    map[int]*claim{},
 		cooldown:  map[int]time.Time{},
 		done:      make(chan *claim),
+		watches:   map[string]*nodeWatch{},
+		reports:   make(chan watchReport),
+		orph:      newOrphanState(),
+		pinger:    &pinger{every: cfg.Heartbeat},
+		owners:    newOwners(id, pool, cfg.DBTimeout, log),
 	}
 	mgr.live.Store(1)
 	if addr := cfg.AdminAddr; addr != "" {
@@ -99,6 +105,12 @@ func Run(ctx context.Context, cfg *Config, opts Options) error {
 		// written.
 		log.Info("stopped before the shard map loaded")
 		return nil
+	}
+	// The catalog may have been migrated by an older rebalance: the tables
+	// of failover (leases, shard owners) come with this worker. A failure
+	// (a catalog newer than this worker, say) only costs those records.
+	if err := migrations.Catalog(ctx, cfg.CatalogURL, log); err != nil {
+		log.Warn("migrating the catalog failed; going on without it", "error", err)
 	}
 	mapCtx, stopMap := context.WithCancel(context.WithoutCancel(ctx))
 	mapDone := make(chan struct{})
