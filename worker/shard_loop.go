@@ -228,6 +228,7 @@ func (l *shardLoop) step(now time.Time) error {
 	}
 	if !now.Before(l.nextLag) {
 		l.updateLag(now)
+		l.dropUnknown(now)
 	}
 	l.dispatch(now)
 	return nil

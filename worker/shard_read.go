@@ -88,6 +88,9 @@ func (l *shardLoop) add(r *row, now time.Time, reloaded bool) {
 		}
 		l.lanes[k] = ln
 	}
+	if ln.dest == nil && l.dropIfUnknown(ln, r, now) {
+		return
+	}
 	if ln.spilled && !reloaded && !r.pos.less(ln.spillFrom) {
 		if ln.spillEnd.less(r.pos) {
 			ln.spillEnd = r.pos
