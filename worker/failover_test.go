@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/rebalance"
+	"github.com/ordo-pipeline/ordo/schema"
+	"github.com/ordo-pipeline/ordo/shard"
 )
 
 // TestSilentWorkerFailsOver freezes a worker that holds half the shards
@@ -149,4 +152,53 @@ func TestUnreachableWorkerShardsFailOver(t *testing.T) {
 	if !strings.Contains(out.String(), "shards nobody holds: 8") {
 		t.Errorf("status after the worker died:\n%s", out.String())
 	}
+}
+
+// blockedSource is a COPY source that never yields a row, as a gateway cut
+// off in the middle of a write sends none.
+type blockedSource struct{ until <-chan struct{} }
+
+func (s blockedSource) Next() bool             { <-s.until; return false }
+func (s blockedSource) Values() ([]any, error) { return nil, nil }
+func (s blockedSource) Err() error             { return nil }
+
+// TestSilentWriterIsEnded holds a shard's write lock in a COPY that
+// receives no data, as a gateway cut off from the node mid-write leaves
+// it: every other writer of the shard, through any gateway, would wait
+// behind it until the node ended the session (hours without keepalives).
+// A worker must end it, so that the next writer commits.
+func TestSilentWriterIsEnded(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 2, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	b.startWorker("ORDO_WORKER_SILENCE=1s")
+	ctx := context.Background()
+	s := shard.For("k", 2)
+	url := b.nodeURLs[b.snap.Shards[s].Node]
+	stuck := b.connect(url)
+	release := make(chan struct{})
+	stuckDone := make(chan error, 1)
+	go func() {
+		stuckDone <- pgx.BeginFunc(ctx, stuck, func(tx pgx.Tx) error {
+			if err := schema.LockForWrite(ctx, tx, []int{s}); err != nil {
+				return err
+			}
+			_, err := tx.CopyFrom(ctx, schema.Table(s), schema.Columns, blockedSource{release})
+			return err
+		})
+	}()
+	time.Sleep(300 * time.Millisecond)
+	next := b.connect(url)
+	began := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pgx.BeginFunc(wctx, next, func(tx pgx.Tx) error { return writeRow(wctx, tx, s, event{Key: "k", I: 1}) }); err != nil {
+		t.Fatalf("the next writer of the shard, behind the silent one: %v", err)
+	}
+	t.Logf("the next writer committed after %s behind the silent one", time.Since(began).Round(time.Millisecond))
+	close(release)
+	if err := <-stuckDone; err == nil {
+		t.Error("the silent writer's transaction committed, want it ended")
+	}
+	eventually(t, 10*time.Second, "its event delivered", func() bool { return h.distinct() == 1 })
 }

@@ -36,6 +36,7 @@ type holder struct {
 	pid    int32
 	app    string
 	state  string
+	wait   string        // wait_event_type: "Client" while it waits for its client
 	silent time.Duration // since the session last changed state
 }
 
@@ -120,7 +121,7 @@ func (w *watcher) look(ctx context.Context) watchReport {
 		}
 		w.conn = conn
 	}
-	held, err := holders(ctx, w.conn)
+	held, writers, err := holders(ctx, w.conn)
 	if err != nil {
 		w.conn.Close(context.Background()) //nolint:errcheck // dialled again next time
 		w.conn = nil
@@ -157,7 +158,38 @@ func (w *watcher) look(ctx context.Context) watchReport {
 		delete(held, s)
 	}
 	r.held = held
+	w.endSilentWriters(ctx, writers)
 	return r
+}
+
+// endSilentWriters ends the transactions of writers (gateways) that hold
+// shards' write locks (schema.LockForWrite) while they wait, past the
+// silence, for their client: a gateway cut off from the node in the
+// middle of a write. Every other writer of those shards waits behind such
+// a transaction, through any gateway, until the node ends the session,
+// which without keepalives takes hours. Nothing it wrote was committed,
+// so nothing is lost: its request failed, and the client retries it.
+func (w *watcher) endSilentWriters(ctx context.Context, writers []holder) {
+	done := map[int32]bool{}
+	for _, h := range writers {
+		if done[h.pid] || h.silent <= w.tuning.Silence {
+			continue
+		}
+		if h.state != "idle in transaction" && (h.state != "active" || h.wait != "Client") {
+			continue
+		}
+		done[h.pid] = true
+		var ok bool
+		if err := w.conn.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, h.pid).Scan(&ok); err != nil {
+			w.log.Warn("ending a silent writer's session failed", "node", w.node, "pid", h.pid, "application", h.app, "error", err)
+			continue
+		}
+		if ok {
+			w.log.Warn("ended a silent writer's session, which held shards' write locks", "node", w.node, "pid", h.pid,
+				"application", h.app, "state", h.state, "silent", h.silent.Round(time.Millisecond))
+			w.metrics.silentEnded.Inc()
+		}
+	}
 }
 
 // isSilent reports whether h is another worker's claim session that has
@@ -172,24 +204,31 @@ func (w *watcher) isSilent(h holder) bool {
 	return h.silent > w.tuning.Silence
 }
 
-// holders returns the sessions that hold shard locks on the node.
-func holders(ctx context.Context, conn *pgx.Conn) (map[int]holder, error) {
-	rows, err := conn.Query(ctx, `SELECT l.objid::int, a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
-			coalesce(extract(epoch FROM clock_timestamp() - a.state_change), 0)::float8
+// holders returns the sessions that hold shard locks on the node, by
+// shard, and those that hold shards' write locks.
+func holders(ctx context.Context, conn *pgx.Conn) (map[int]holder, []holder, error) {
+	rows, err := conn.Query(ctx, `SELECT l.classid::int, l.objid::int, a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
+			coalesce(a.wait_event_type, ''), coalesce(extract(epoch FROM clock_timestamp() - a.state_change), 0)::float8
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objsubid = 2
-		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, schema.LockClass)
+		WHERE l.locktype = 'advisory' AND l.granted AND l.classid IN ($1::int::oid, $2::int::oid) AND l.objsubid = 2
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, schema.LockClass, schema.WriteLockClass)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[int]holder{}
+	held := map[int]holder{}
+	var writers []holder
+	var class int32
 	var s int
 	var h holder
 	var secs float64
-	_, err = pgx.ForEachRow(rows, []any{&s, &h.pid, &h.app, &h.state, &secs}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&class, &s, &h.pid, &h.app, &h.state, &h.wait, &secs}, func() error {
 		h.silent = time.Duration(secs * float64(time.Second))
-		out[s] = h
+		if class == schema.LockClass {
+			held[s] = h
+		} else {
+			writers = append(writers, h)
+		}
 		return nil
 	})
-	return out, err
+	return held, writers, err
 }
