@@ -364,18 +364,12 @@ func orphanJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], mo
 // resumeOrphans enqueues jobs for the open moves nobody executes, for a
 // run waiting on moves that a concurrent run was executing when it died.
 //
-// Every process that executes moves calls it every few seconds; one at a
-// time does the work (the others skip it), so that an abandoned move gets
-// one fresh job, not one per process.
+// Every process that executes moves calls it every few seconds, and two
+// may give the same move a job each: the second job waits (the move's
+// lock) and then finds the move done. They take no lock to avoid that: a
+// process cut off in the middle would hold it until its session timed out.
 func resumeOrphans(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], log *slog.Logger) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, resumeLockKey).Scan(&mine); err != nil {
-			return fmt.Errorf("taking the resume lock: %w", err)
-		}
-		if !mine {
-			return nil
-		}
 		moves, err := loadOpenMoves(ctx, tx)
 		if err != nil {
 			return err
@@ -388,10 +382,6 @@ func resumeOrphans(ctx context.Context, pool *pgxpool.Pool, client *river.Client
 		return err
 	})
 }
-
-// resumeLockKey is the catalog lock ("ordoresm") that resumeOrphans holds
-// for its transaction.
-const resumeLockKey int64 = 0x6f72646f_7265736d
 
 // moveBusy reports whether some process holds move id's lock, i.e. is
 // executing it now.
