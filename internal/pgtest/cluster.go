@@ -70,6 +70,14 @@ type Options struct {
 	// Logf receives one line per notable event (started, stopped, removed).
 	// Defaults to discarding them.
 	Logf func(format string, args ...any)
+
+	// NetNS is the name of a network namespace (made with `ip netns add`)
+	// to run the server in: local backend, Linux, as root. The server then
+	// listens on Port at every address of the namespace and trusts TCP
+	// connections from anywhere (the namespace is the test's own), and
+	// URL connects through its Unix socket, which works from any
+	// namespace. Defaults to "": the caller's namespace, on 127.0.0.1.
+	NetNS string
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -245,6 +253,9 @@ func startOn(ctx context.Context, backend string, opts Options) (*Cluster, error
 	if opts.DataDir != "" && backend != BackendLocal {
 		return nil, fmt.Errorf("DataDir %q is only supported by the local backend, not %s", opts.DataDir, backend)
 	}
+	if opts.NetNS != "" && backend != BackendLocal {
+		return nil, fmt.Errorf("NetNS %q is only supported by the local backend, not %s", opts.NetNS, backend)
+	}
 	began := time.Now()
 	var c *Cluster
 	var err error
@@ -324,6 +335,13 @@ func localURL(host string, port int) *url.URL {
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
 	}
+}
+
+// socketURL returns the URL of the default database of a server whose
+// Unix socket is in dir.
+func socketURL(dir string, port int) *url.URL {
+	q := url.Values{"host": {dir}, "port": {strconv.Itoa(port)}, "sslmode": {"disable"}}
+	return &url.URL{Scheme: "postgres", User: url.User("postgres"), Host: "", Path: "/postgres", RawQuery: q.Encode()}
 }
 
 // waitReady connects to connURL until it answers SELECT 1, exited is

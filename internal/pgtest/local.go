@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -206,6 +207,9 @@ type localServer struct {
 	settings  []string
 	keep      bool
 
+	netns string // network namespace to run in; "" for the caller's
+	ready *url.URL
+
 	cmd    *exec.Cmd     // nil when not started
 	exited chan struct{} // closed once cmd has exited
 }
@@ -243,10 +247,29 @@ func startLocal(ctx context.Context, opts Options) (*Cluster, error) {
 		keep:      opts.Keep,
 	}
 	settings := maps.Clone(testSettings)
-	if len(dataDir)+len("/.s.PGSQL.65535") < 100 && !strings.ContainsAny(dataDir, ", \\") {
+	socket := len(dataDir)+len("/.s.PGSQL.65535") < 100 && !strings.ContainsAny(dataDir, ", \\")
+	if socket {
 		settings["unix_socket_directories"] = dataDir
 	} else {
 		settings["unix_socket_directories"] = ""
+	}
+	s.ready = localURL("127.0.0.1", s.port)
+	if opts.NetNS != "" {
+		if !socket {
+			if created && !opts.Keep {
+				os.RemoveAll(dataDir)
+			}
+			return nil, fmt.Errorf("NetNS needs a Unix socket, and the data folder %s is too long a path for one", dataDir)
+		}
+		if err := trustNetwork(dataDir); err != nil {
+			if created && !opts.Keep {
+				os.RemoveAll(dataDir)
+			}
+			return nil, err
+		}
+		s.netns = opts.NetNS
+		settings["listen_addresses"] = "*"
+		s.ready = socketURL(dataDir, s.port)
 	}
 	maps.Copy(settings, opts.Settings)
 	for _, name := range slices.Sorted(maps.Keys(settings)) {
@@ -262,12 +285,35 @@ func startLocal(ctx context.Context, opts Options) (*Cluster, error) {
 	return &Cluster{
 		name:    opts.Name,
 		backend: BackendLocal,
-		url:     localURL("127.0.0.1", s.port),
+		url:     s.ready,
 		port:    s.port,
 		dataDir: dataDir,
 		logf:    opts.Logf,
 		srv:     s,
 	}, nil
+}
+
+// trustNetwork makes the cluster in dir trust TCP connections from any
+// address, for a server in a network namespace of the test's own.
+func trustNetwork(dir string) error {
+	const line = "host all all 0.0.0.0/0 trust\n"
+	path := filepath.Join(dir, "pg_hba.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading pg_hba.conf: %w", err)
+	}
+	if strings.Contains(string(b), line) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("writing pg_hba.conf: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(line); err != nil {
+		return fmt.Errorf("writing pg_hba.conf: %w", err)
+	}
+	return nil
 }
 
 // prepareDataDir returns the data folder for opts, copied from the template
@@ -347,7 +393,7 @@ func (s *localServer) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = waitReady(ctx, localURL("127.0.0.1", s.port).String(), s.exited)
+		err = waitReady(ctx, s.ready.String(), s.exited)
 		if err == nil {
 			s.portFixed = true
 			return nil
@@ -393,7 +439,7 @@ func (s *localServer) launch() (logStart int64, err error) {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = serverProcAttr(s.cred)
-	if err := startProcess(cmd); err != nil {
+	if err := startProcess(cmd, s.netns); err != nil {
 		return 0, fmt.Errorf("starting %s: %w", s.bins.postgres, err)
 	}
 	exited := make(chan struct{})

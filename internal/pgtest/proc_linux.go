@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // serverProcAttr runs postgres in its own process group, as cred, and asks
@@ -18,29 +21,71 @@ func serverProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
-// spawner is a goroutine locked to an OS thread that never exits. Pdeathsig
-// fires when the thread that forked the child exits, not the process, so
-// servers are started from this thread: they then die with the process (a
-// killed test binary leaves no server behind) and not before.
-var spawner = sync.OnceValue(func() chan<- spawnRequest {
+// spawners are goroutines locked to OS threads that never exit, one per
+// network namespace ("" for the process's own). Pdeathsig fires when the
+// thread that forked the child exits, not the process, so servers are
+// started from these threads: they then die with the process (a killed
+// test binary leaves no server behind) and not before. A child starts in
+// its forking thread's network namespace; the thread of a namespace joins
+// it once, for good.
+var spawners = struct {
+	sync.Mutex
+	byNS map[string]chan<- spawnRequest
+}{byNS: map[string]chan<- spawnRequest{}}
+
+func spawner(netns string) (chan<- spawnRequest, error) {
+	spawners.Lock()
+	defer spawners.Unlock()
+	if ch, ok := spawners.byNS[netns]; ok {
+		return ch, nil
+	}
 	requests := make(chan spawnRequest)
+	joined := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+		if netns != "" {
+			if err := joinNetNS(netns); err != nil {
+				joined <- err
+				return // the goroutine ends locked: its thread is discarded
+			}
+		}
+		joined <- nil
 		for req := range requests {
 			req.done <- req.cmd.Start()
 		}
 	}()
-	return requests
-})
+	if err := <-joined; err != nil {
+		return nil, err
+	}
+	spawners.byNS[netns] = requests
+	return requests, nil
+}
+
+// joinNetNS moves the calling thread into the named network namespace.
+func joinNetNS(name string) error {
+	f, err := os.Open(filepath.Join("/run/netns", name))
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("joining network namespace %s: %w", name, err)
+	}
+	return nil
+}
 
 type spawnRequest struct {
 	cmd  *exec.Cmd
 	done chan error
 }
 
-func startProcess(cmd *exec.Cmd) error {
+func startProcess(cmd *exec.Cmd, netns string) error {
+	ch, err := spawner(netns)
+	if err != nil {
+		return err
+	}
 	done := make(chan error, 1)
-	spawner() <- spawnRequest{cmd: cmd, done: done}
+	ch <- spawnRequest{cmd: cmd, done: done}
 	return <-done
 }
 

@@ -3,6 +3,7 @@
 package pgtest
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
 )
@@ -12,7 +13,12 @@ func serverProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: cred, Setpgid: true}
 }
 
-func startProcess(cmd *exec.Cmd) error { return cmd.Start() }
+func startProcess(cmd *exec.Cmd, netns string) error {
+	if netns != "" {
+		return errors.New("network namespaces are Linux's")
+	}
+	return cmd.Start()
+}
 
 // childPIDs returns nil: without /proc, Kill only kills the postmaster, whose
 // children exit when they notice it is gone.
