@@ -59,7 +59,9 @@ func TestRebalanceUnderTraffic(t *testing.T) {
 		start(t, fmt.Sprintf("gateway-%d", i+1), "gateway", []string{catalog, ws, "ORDO_HTTP_ADDR=" + addr})
 		gateways = append(gateways, "http://"+addr)
 	}
-	workerEnv := []string{catalog, ws, "ORDO_ADMIN_ADDR=127.0.0.1:0"}
+	// The workers execute no moves, so that rebalance executes them and its
+	// fail points are reached (workers healing moves: worker's tests).
+	workerEnv := []string{catalog, ws, "ORDO_ADMIN_ADDR=127.0.0.1:0", "ORDO_WORKER_MOVES=0"}
 	w1 := start(t, "worker-1", "worker", workerEnv)
 	start(t, "worker-2", "worker", workerEnv)
 	for _, g := range gateways {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -30,10 +31,31 @@ type recorder struct {
 }
 
 func newRecorder(t *testing.T, failRate float64) *recorder {
+	return newRecorderOn(t, nil, failRate)
+}
+
+// newRecorderOn is newRecorder serving on ln (nil: a new local port).
+func newRecorderOn(t *testing.T, ln net.Listener, failRate float64) *recorder {
 	r := &recorder{first: map[string]int{}, failRate: failRate}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	if ln != nil {
+		r.srv.Listener.Close()
+		r.srv.Listener = ln
+	}
+	r.srv.Start()
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// firstAt returns when messageID was first delivered.
+func (r *recorder) firstAt(messageID string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, ok := r.first[messageID]
+	if !ok {
+		return time.Time{}, false
+	}
+	return r.all[i].At, true
 }
 
 func (r *recorder) serve(w http.ResponseWriter, req *http.Request) {

@@ -28,14 +28,23 @@ type traffic struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
-	mu      sync.Mutex
-	acked   map[string][]int // key → acknowledged N, in order
-	samples []sample
-	errors  []string
+	// client sends the requests; prefix starts every key. newTraffic
+	// sets defaults; change them before start.
+	client *http.Client
+	prefix string
+
+	mu       sync.Mutex
+	acked    map[string][]int     // key → acknowledged N, in order
+	ackedAt  map[string]time.Time // messageId → when it was answered 200
+	firstTry map[string]time.Time // messageId → when it was first sent
+	samples  []sample
+	errors   []string
 }
 
 func newTraffic(gateways []string, writeKey string) *traffic {
-	t := &traffic{gateways: gateways, writeKey: writeKey, stop: make(chan struct{}), acked: map[string][]int{}}
+	t := &traffic{gateways: gateways, writeKey: writeKey, stop: make(chan struct{}), acked: map[string][]int{},
+		ackedAt: map[string]time.Time{}, firstTry: map[string]time.Time{},
+		client: &http.Client{Timeout: 30 * time.Second}, prefix: "user"}
 	t.phase.Store("baseline")
 	return t
 }
@@ -43,9 +52,9 @@ func newTraffic(gateways []string, writeKey string) *traffic {
 func messageID(key string, n int) string { return fmt.Sprintf("%s-%d", key, n) }
 
 func (t *traffic) start(keys int, pause time.Duration) {
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := t.client
 	for k := range keys {
-		key := fmt.Sprintf("user-%03d", k)
+		key := fmt.Sprintf("%s-%03d", t.prefix, k)
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
@@ -62,6 +71,11 @@ func (t *traffic) start(keys int, pause time.Duration) {
 				req.Header.Set("Content-Type", "application/json")
 				phase := t.phase.Load().(string)
 				began := time.Now()
+				t.mu.Lock()
+				if _, ok := t.firstTry[messageID(key, n)]; !ok {
+					t.firstTry[messageID(key, n)] = began
+				}
+				t.mu.Unlock()
 				resp, err := client.Do(req)
 				lat := time.Since(began)
 				status := 0
@@ -75,6 +89,7 @@ func (t *traffic) start(keys int, pause time.Duration) {
 				t.samples = append(t.samples, sample{phase: phase, latency: lat, status: status})
 				if status == http.StatusOK {
 					t.acked[key] = append(t.acked[key], n)
+					t.ackedAt[messageID(key, n)] = time.Now()
 					n++
 				} else {
 					t.errors = append(t.errors, fmt.Sprintf("%s %s n=%d: status %d err %v body %s", phase, gw, n, status, err, msg))
