@@ -144,6 +144,7 @@ func (m *manager) run(ctx context.Context) error {
 			m.balance(ctx)
 		case <-sub:
 			// A placement change, or a worker came or went.
+			m.releaseMoved()
 			m.syncWatchers(bg)
 			m.count(ctx)
 			m.balance(ctx)
@@ -154,6 +155,22 @@ func (m *manager) run(ctx context.Context) error {
 		case c := <-m.done:
 			m.finished(c)
 			m.balance(ctx)
+		}
+	}
+}
+
+// releaseMoved lets go of every claimed shard that the map no longer has
+// active on the claim's node, at once: a move waits for that (the copy
+// takes the shard's lock), and an idle shard's loop would only see it at
+// its next poll.
+func (m *manager) releaseMoved() {
+	for _, c := range m.claims {
+		if c.releasing {
+			continue
+		}
+		if p := m.placement(c.shard); p.Node != c.node || p.State != shard.StateActive {
+			m.log.Info("letting go of a shard that moves", "shard", c.shard, "node", c.node, "now_on", p.Node, "state", p.State)
+			c.release()
 		}
 	}
 }

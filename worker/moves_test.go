@@ -71,3 +71,20 @@ func TestWorkersHealAbandonedMoves(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleShardIsLetGoOfWhenItMoves flips an idle shard to 'moving', as a
+// move's flip does: the worker must let go of its lock at once (the move's
+// copy waits for it), not at its loop's next poll, which is long.
+func TestIdleShardIsLetGoOfWhenItMoves(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 2, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	w := b.startWorker("ORDO_WORKER_POLL=30s")
+	eventually(t, 10*time.Second, "the worker holds both shards", func() bool { return w.owned() == 2 && b.shardLocks() == 2 })
+	catalog := b.connect(b.catalogURL)
+	if _, err := catalog.Exec(context.Background(), `UPDATE ordo_catalog.shards SET state = 'moving' WHERE shard = 0`); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 5*time.Second, "the moving shard's lock released", func() bool { return b.shardLocks() == 1 })
+	t.Logf("let go %s after the flip", took.Round(time.Millisecond))
+}
