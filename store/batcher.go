@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ordo-pipeline/ordo/internal/dsn"
+	"github.com/ordo-pipeline/ordo/internal/keepalive"
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
@@ -61,6 +62,14 @@ func newBatcher(node shard.Node, cfg Config, m *metrics) (*batcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: node %s has an invalid url %s: %w", ErrUnavailable, node.Name, dsn.Redact(node.URL), err)
 	}
+	// A node that goes silent (a partition, not a reset) is given up in
+	// seconds rather than the kernel's two hours, on both ends: its
+	// writes fail over to a 503 the client retries, and the node ends the
+	// session and its write locks, which would hold up other gateways.
+	keepalive.Configure(&pcfg.ConnConfig.Config, keepalive.Options{
+		App:                      "ordo-gateway",
+		IdleInTransactionTimeout: cfg.WriteTimeout + 5*time.Second,
+	})
 	pcfg.MaxConns = cfg.MaxConns
 	pcfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)

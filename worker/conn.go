@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ordo-pipeline/ordo/internal/keepalive"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -19,43 +18,11 @@ import (
 // and the right to acknowledge anything of the shards claimed on it.
 var errSessionLost = errors.New("claim connection lost")
 
-// dialer returns a dialer with TCP keepalives (probes after keepAlive of
-// silence, two more keepAlive apart) and, on Linux, TCP_USER_TIMEOUT, so a
-// silent peer is given up after about three times keepAlive rather than
-// the kernel's two hours.
-func dialer(keepAlive time.Duration) *net.Dialer {
-	return &net.Dialer{
-		Timeout: 10 * time.Second,
-		KeepAliveConfig: net.KeepAliveConfig{
-			Enable:   true,
-			Idle:     keepAlive,
-			Interval: keepAlive,
-			Count:    2,
-		},
-		Control: userTimeout(3 * keepAlive),
-	}
-}
-
-// configure sets keepalives on both ends of a connection: the dialer for
-// our end, and the server's tcp_* settings for its end, so that the node
-// ends a session (and releases its advisory locks) soon after its worker
-// vanishes from the network.
+// configure sets keepalives on both ends of a connection
+// (internal/keepalive), so that the node ends a session, and releases its
+// advisory locks, soon after its worker vanishes from the network.
 func configure(cfg *pgconn.Config, keepAlive time.Duration, app string) {
-	cfg.DialFunc = dialer(keepAlive).DialContext
-	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 10*time.Second {
-		cfg.ConnectTimeout = 10 * time.Second
-	}
-	secs := strconv.Itoa(max(1, int(keepAlive.Seconds())))
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
-	}
-	cfg.RuntimeParams["tcp_keepalives_idle"] = secs
-	cfg.RuntimeParams["tcp_keepalives_interval"] = secs
-	cfg.RuntimeParams["tcp_keepalives_count"] = "2"
-	cfg.RuntimeParams["tcp_user_timeout"] = strconv.Itoa(int((3 * keepAlive).Milliseconds()))
-	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
-		cfg.RuntimeParams["application_name"] = app
-	}
+	keepalive.Configure(cfg, keepalive.Options{Interval: keepAlive, App: app})
 }
 
 // session is one claim connection to a node. Its statements are serialised;
