@@ -410,10 +410,14 @@ func trimPartialRune(b []byte) []byte {
 	return b
 }
 
-// responseText makes b storable as Postgres text: valid UTF-8 (invalid
-// sequences become U+FFFD), no NUL bytes, at most MaxResponseBody bytes.
-func responseText(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
+// responseText makes b storable as Postgres text: see Storable.
+func responseText(b []byte) string { return Storable(string(b)) }
+
+// Storable makes s storable as Postgres text, as a dead letter's last
+// response: valid UTF-8 (invalid sequences become U+FFFD), no NUL bytes,
+// at most MaxResponseBody bytes, cut at a character boundary.
+func Storable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\x00", "")
 	if len(s) > MaxResponseBody {
 		s = s[:MaxResponseBody]

@@ -175,11 +175,13 @@ func (w *MoveWorker) sourceSlot(ctx context.Context, c *pgx.Conn, source string)
 }
 
 func loadMove(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
+	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, id int64) (*moveRow, error) {
-	var mv moveRow
-	err := q.QueryRow(ctx, `SELECT id, shard, source, target, from_epoch, to_epoch, step, state FROM ordo_catalog.moves WHERE id = $1`, id).
-		Scan(&mv.ID, &mv.Shard, &mv.Source, &mv.Target, &mv.FromEpoch, &mv.ToEpoch, &mv.Step, &mv.State)
+	rows, err := q.Query(ctx, `SELECT `+moveColumns+` FROM ordo_catalog.moves WHERE id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading move %d: %w", id, err)
+	}
+	mv, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[moveRow])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, river.JobCancel(fmt.Errorf("move %d does not exist", id))
 	}

@@ -33,6 +33,10 @@ var stepOrder = map[string]int{StepPlanned: 0, StepTargetReady: 1, StepFenced: 2
 func flippedAlready(step string) bool { return stepOrder[step] >= stepOrder[StepFlipped] }
 
 // moveRow is a move as recorded in the catalog.
+// moveColumns are the columns of ordo_catalog.moves that moveRow holds,
+// for pgx.RowToStructByName.
+const moveColumns = "id, shard, source, target, from_epoch, to_epoch, step, state"
+
 type moveRow struct {
 	ID        int64
 	Shard     int

@@ -182,7 +182,7 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg *Config, nm *nodeMigrator,
 	// moving before it is planned again.
 	var plan []Move
 	if len(openMoves) == 0 {
-		plan = Plan(effectivePlacement(snap, openMoves), names(cfg.DesiredNodes()))
+		plan = Plan(effectivePlacement(snap, nil), names(cfg.DesiredNodes()))
 	}
 	if len(openMoves) == 0 && len(plan) == 0 {
 		if err := ensureTables(ctx, snap, cfg.DesiredNodes()); err != nil {
@@ -285,25 +285,22 @@ func detachEmpty(ctx context.Context, conn *pgx.Conn, log *slog.Logger) error {
 func loadOpenMoves(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }) ([]moveRow, error) {
-	rows, err := q.Query(ctx, `SELECT id, shard, source, target, from_epoch, to_epoch, step, state FROM ordo_catalog.moves
+	rows, err := q.Query(ctx, `SELECT `+moveColumns+` FROM ordo_catalog.moves
 		WHERE state IN ('pending', 'running') OR (state = 'failed' AND step IN ('flipped', 'copied', 'source_dropped'))
 		ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("reading open moves: %w", err)
 	}
-	var out []moveRow
-	var mv moveRow
-	_, err = pgx.ForEachRow(rows, []any{&mv.ID, &mv.Shard, &mv.Source, &mv.Target, &mv.FromEpoch, &mv.ToEpoch, &mv.Step, &mv.State}, func() error {
-		out = append(out, mv)
-		return nil
-	})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[moveRow])
 	if err != nil {
 		return nil, fmt.Errorf("reading open moves: %w", err)
 	}
 	return out, nil
 }
 
-// effectivePlacement is the placement once the open moves are done.
+// effectivePlacement is the placement once the open moves are done. A
+// run plans only when no move is open (nil); the dry run shows the plan
+// that follows the open ones.
 func effectivePlacement(snap *shard.Snapshot, open []moveRow) []string {
 	out := make([]string, snap.Count())
 	for i, p := range snap.Shards {

@@ -150,17 +150,12 @@ func firstLine(s string) string {
 }
 
 func loadMoves(ctx context.Context, pool *pgxpool.Pool, ids []int64) ([]moveStatusRow, error) {
-	rows, err := pool.Query(ctx, `SELECT id, shard, source, target, from_epoch, to_epoch, step, state, rows_copied, coalesce(error, '')
+	rows, err := pool.Query(ctx, `SELECT `+moveColumns+`, rows_copied, coalesce(error, '') AS error
 		FROM ordo_catalog.moves WHERE id = ANY($1) ORDER BY id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading moves: %w", err)
 	}
-	var out []moveStatusRow
-	var m moveStatusRow
-	_, err = pgx.ForEachRow(rows, []any{&m.ID, &m.Shard, &m.Source, &m.Target, &m.FromEpoch, &m.ToEpoch, &m.Step, &m.State, &m.RowsCopied, &m.Error}, func() error {
-		out = append(out, m)
-		return nil
-	})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[moveStatusRow])
 	if err != nil {
 		return nil, fmt.Errorf("reading moves: %w", err)
 	}

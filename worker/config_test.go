@@ -4,10 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
-	"github.com/ordo-pipeline/ordo/workspace"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -55,34 +53,6 @@ func TestConfigErrorsNameVariable(t *testing.T) {
 		var se *cli.SettingError
 		if !errors.As(err, &se) || se.Var != name {
 			t.Errorf("%s=%s: error %v, want a SettingError naming %s", name, value, err, name)
-		}
-	}
-}
-
-func TestJudge(t *testing.T) {
-	t.Parallel()
-	now := time.Now()
-	p := workspace.DefaultRetryPolicy()
-	r := &row{receivedAt: now.Add(-time.Minute)}
-	if got := judge(r, 1, p, now); got != retryLater {
-		t.Errorf("judge(first attempt) = %v, want retryLater", got)
-	}
-	if got := judge(r, p.MaxAttempts, p, now); got != deadMaxAttempts {
-		t.Errorf("judge(max attempts) = %v, want deadMaxAttempts", got)
-	}
-	old := &row{receivedAt: now.Add(-p.MaxAge)}
-	if got := judge(old, 1, p, now); got != deadMaxAge {
-		t.Errorf("judge(max age) = %v, want deadMaxAge", got)
-	}
-}
-
-func TestTruncateKeepsUTF8(t *testing.T) {
-	t.Parallel()
-	s := "aé€😀"
-	for n := 0; n <= len(s); n++ {
-		got := truncate(s, n)
-		if len(got) > n || !utf8.ValidString(got) {
-			t.Errorf("truncate(%q, %d) = %q", s, n, got)
 		}
 	}
 }

@@ -91,10 +91,7 @@ func (l *shardLoop) add(r *row, now time.Time, reloaded bool) {
 	if ln.dest == nil && l.dropIfUnknown(ln, r, now) {
 		return
 	}
-	if ln.spilled && !reloaded && !r.pos.less(ln.spillFrom) {
-		if ln.spillEnd.less(r.pos) {
-			ln.spillEnd = r.pos
-		}
+	if !reloaded && ln.absorb(r) {
 		return
 	}
 	ln.rows = append(ln.rows, r)
@@ -183,12 +180,7 @@ func (l *shardLoop) reload(now time.Time) error {
 		l.add(r, now, true)
 	}
 	for _, ln := range lanes {
-		ln.loading = false
-		if got[ln] < reloadLimit {
-			ln.spilled = false
-		} else {
-			ln.spillFrom = lastOf[ln].next()
-		}
+		ln.reloaded(got[ln], reloadLimit, lastOf[ln])
 		l.settled(ln, now)
 	}
 	return nil

@@ -272,16 +272,8 @@ func errText(res deliver.Result) string {
 	return res.Err.Error()
 }
 
-// take removes the lane's rows that were in flight.
-func (l *shardLoop) take(ln *lane) {
-	l.buffered -= ln.inflight
-	ln.rows = ln.rows[ln.inflight:]
-	if len(ln.rows) == 0 {
-		ln.rows = nil
-	}
-	ln.inflight = 0
-	ln.blockedUntil = time.Time{}
-}
+// take removes the lane's rows that were in flight from the buffer.
+func (l *shardLoop) take(ln *lane) { l.buffered -= ln.take() }
 
 func (l *shardLoop) ack(p pos, now time.Time) {
 	l.acks.delivered = append(l.acks.delivered, p)

@@ -1,22 +1,6 @@
 package worker
 
-import (
-	"time"
-
-	"github.com/ordo-pipeline/ordo/deliver"
-	"github.com/ordo-pipeline/ordo/workspace"
-)
-
-// destination is a workspace destination ready to send to.
-type destination struct {
-	id      string
-	send    deliver.Destination
-	retry   workspace.RetryPolicy
-	metrics *destMetrics
-	// sem bounds the requests in flight to this destination across the
-	// whole worker, so a slow destination cannot take every slot.
-	sem chan struct{}
-}
+import "time"
 
 // laneKey names a lane: one destination and one ordering key.
 type laneKey struct{ dest, key string }
@@ -91,59 +75,40 @@ func (ln *lane) spill() int {
 	return dropped
 }
 
-// next returns the position right after p.
-func (p pos) next() pos { return pos{p.epoch, p.seq + 1} }
-
-// outcome is what a failed attempt means for one row.
-type outcome int
-
-const (
-	retryLater outcome = iota
-	deadMaxAttempts
-	deadMaxAge
-)
-
-// judge decides whether a row whose attempts-th attempt just failed with a
-// retryable error is retried or dead-lettered, under policy p.
-func judge(r *row, attempts int, p workspace.RetryPolicy, now time.Time) outcome {
-	switch {
-	case attempts >= p.MaxAttempts:
-		return deadMaxAttempts
-	case now.Sub(r.receivedAt) >= p.MaxAge:
-		return deadMaxAge
+// take removes the rows that were in flight, now settled, and lifts the
+// barrier. It returns how many rows it removed.
+func (ln *lane) take() int {
+	n := ln.inflight
+	ln.rows = ln.rows[n:]
+	if len(ln.rows) == 0 {
+		ln.rows = nil
 	}
-	return retryLater
+	ln.inflight = 0
+	ln.blockedUntil = time.Time{}
+	return n
 }
 
-func (o outcome) reason() string {
-	switch o {
-	case deadMaxAttempts:
-		return "max_attempts"
-	case deadMaxAge:
-		return "max_age"
+// absorb reports whether r, a row read after the cursor, belongs to the
+// lane's spilled range rather than to its rows in memory; the range then
+// grows to hold it, and the row is read again with the range.
+func (ln *lane) absorb(r *row) bool {
+	if !ln.spilled || r.pos.less(ln.spillFrom) {
+		return false
 	}
-	return ""
+	if ln.spillEnd.less(r.pos) {
+		ln.spillEnd = r.pos
+	}
+	return true
 }
 
-// responseText is what is kept of a response: its body, or the error when
-// no response came.
-func responseText(res deliver.Result) string {
-	if res.Status == 0 && res.Err != nil {
-		return truncate(res.Err.Error(), deliver.MaxResponseBody)
+// reloaded records that a reload of the spilled range returned got rows
+// (at most limit), the last at last: the range is done when it returned
+// fewer than limit, else what is left starts after last.
+func (ln *lane) reloaded(got, limit int, last pos) {
+	ln.loading = false
+	if got < limit {
+		ln.spilled = false
+	} else {
+		ln.spillFrom = last.next()
 	}
-	return truncate(res.Body, deliver.MaxResponseBody)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
-		s = s[:len(s)-1]
-	}
-	if len(s) > 0 && s[len(s)-1] >= 0xC0 {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -17,25 +17,6 @@ import (
 // moves, retry bookkeeping). Table names come from schema.Table, built from
 // the shard number only.
 
-// pos is a row's place in its shard's delivery order.
-type pos struct{ epoch, seq int64 }
-
-func (p pos) less(q pos) bool {
-	return p.epoch < q.epoch || (p.epoch == q.epoch && p.seq < q.seq)
-}
-
-// row is one pending delivery: one event for one destination.
-type row struct {
-	pos
-	key         string
-	dest        string
-	messageID   string
-	receivedAt  time.Time
-	event       json.RawMessage
-	attempts    int
-	nextAttempt time.Time // zero when none is recorded
-}
-
 // rowColumns are the columns scanRow reads, in order.
 const rowColumns = `epoch, seq, ordering_key, destination_id, message_id, received_at, event, attempts, next_attempt_at`
 
@@ -134,61 +115,6 @@ func reloadRows(ctx context.Context, conn *pgx.Conn, shard int, reqs []reload, l
 		return nil, fmt.Errorf("reloading shard %d lanes: %w", shard, err)
 	}
 	return out, nil
-}
-
-// retry is the bookkeeping of a failed attempt that will be retried.
-type retry struct {
-	pos
-	attempts int
-	next     time.Time
-	status   int // 0 when no response came
-	response string
-}
-
-// deadLetter is an event that will not be retried.
-type deadLetter struct {
-	pos
-	attempts int
-	status   int // 0 when no response came
-	response string
-	reason   string
-	// keepLast takes the status and response stored on the row (its last
-	// attempt's) instead of status and response.
-	keepLast bool
-}
-
-// acks is what one flush writes, in one transaction.
-type acks struct {
-	delivered []pos
-	dead      []deadLetter
-	retries   []retry
-	retryAt   map[pos]int // index in retries of each row's entry
-}
-
-// retry records r, replacing an entry of the same row not yet flushed (a
-// row may fail twice between flushes): the flush's UPDATE ... FROM unnest
-// would apply either of two, and attempts could go backwards.
-func (a *acks) retry(r retry) {
-	if i, ok := a.retryAt[r.pos]; ok {
-		a.retries[i] = r
-		return
-	}
-	if a.retryAt == nil {
-		a.retryAt = map[pos]int{}
-	}
-	a.retryAt[r.pos] = len(a.retries)
-	a.retries = append(a.retries, r)
-}
-
-func (a *acks) empty() bool {
-	return len(a.delivered) == 0 && len(a.dead) == 0 && len(a.retries) == 0
-}
-
-func (a *acks) reset() {
-	a.delivered = a.delivered[:0]
-	a.dead = a.dead[:0]
-	a.retries = a.retries[:0]
-	clear(a.retryAt)
 }
 
 // flush writes a in one transaction on the claim connection: delivered rows
