@@ -1,53 +1,77 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ordo-pipeline/ordo/internal/checker"
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
 )
 
-// checkGuarantees waits up to within for every event tr got 200 for to
-// reach hook (no loss), then checks that each key's first deliveries came
-// in the order its events were acknowledged (order). It returns the
-// number of acknowledged events and of deliveries.
-func checkGuarantees(t *testing.T, tr *traffic, hook *recorder, within time.Duration) (acked, deliveries int) {
+// checkGuarantees waits up to within for every acknowledged event of h to
+// reach each of its destinations, delivered or dead-lettered on one of
+// nodes, then checks the history (see package checker) and fails t for
+// every problem it finds under limits. It logs the figures and returns
+// the report.
+func checkGuarantees(t *testing.T, h *checker.History, nodes []*pgtest.Cluster, within time.Duration, limits checker.Limits) checker.Report {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var missing []string
+	began := time.Now()
 	for {
-		missing = missing[:0]
-		acked = 0
-		tr.mu.Lock()
-		for key, ns := range tr.acked {
-			acked += len(ns)
-			for _, n := range ns {
-				if !hook.has(messageID(key, n)) {
-					missing = append(missing, messageID(key, n))
-				}
-			}
-		}
-		tr.mu.Unlock()
-		if len(missing) == 0 || time.Now().After(deadline) {
+		h.SetDeadLetters(deadLetters(t, nodes))
+		if h.Delivered() || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if len(missing) > 0 {
-		t.Errorf("%d of %d acknowledged events never delivered, e.g. %v", len(missing), acked, missing[:min(10, len(missing))])
+	// Copies in flight when the last event arrived land in the history
+	// before it is checked.
+	time.Sleep(200 * time.Millisecond)
+	r := h.Check()
+	t.Logf("drained in %v; checker:\n%s", time.Since(began).Round(time.Millisecond), r)
+	for _, p := range r.Problems(limits) {
+		t.Error(p)
 	}
+	return r
+}
 
-	firsts, deliveries := hook.firstDeliveries()
-	for key, ns := range firsts {
-		for i := 1; i < len(ns); i++ {
-			if ns[i] < ns[i-1] {
-				t.Errorf("key %s: event %d first delivered after event %d", key, ns[i], ns[i-1])
-				for _, d := range hook.deliveriesOf(key) {
-					if d.N >= ns[i]-3 && d.N <= ns[i-1]+1 {
-						t.Logf("  %s n=%d at %s", d.Key, d.N, d.At.Format("15:04:05.000"))
-					}
-				}
-				break
-			}
+// deadLetters reads the dead letters of every node. A node that is not a
+// member yet (no ordo schema) holds none.
+func deadLetters(t *testing.T, nodes []*pgtest.Cluster) []checker.DeadLetter {
+	t.Helper()
+	var out []checker.DeadLetter
+	for _, n := range nodes {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		dl, err := nodeDeadLetters(ctx, n.URL())
+		cancel()
+		if err != nil {
+			t.Errorf("reading the dead letters of %s: %v", n.Name(), err)
+			continue
 		}
+		out = append(out, dl...)
 	}
-	return acked, deliveries
+	return out
+}
+
+func nodeDeadLetters(ctx context.Context, url string) ([]checker.DeadLetter, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, _ := conn.Query(ctx, `SELECT destination_id, message_id, failed_at FROM ordo.dead_letters`)
+	dl, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (checker.DeadLetter, error) {
+		var d checker.DeadLetter
+		err := row.Scan(&d.Destination, &d.MessageID, &d.At)
+		return d, err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return nil, nil
+	}
+	return dl, err
 }

@@ -3,121 +3,112 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/checker"
 )
 
-// delivery is one event as the webhook received it.
-type delivery struct {
-	MessageID string
-	Key       string
-	N         int
-	At        time.Time
+// webhook is a test destination: it records every event it answers 2xx
+// in the run's history, in arrival order, fails a fraction of requests
+// with 503 before reading them, and can hang: hold each request for a
+// while before answering.
+type webhook struct {
+	id      string        // the destination's id in the workspace
+	timeout time.Duration // the destination's timeout, as configured
+	h       *checker.History
+	srv     *httptest.Server
+
+	failRate atomic.Uint64 // math.Float64bits of the share failed with 503
+	hang     atomic.Int64  // how long each request is held, in nanoseconds
+	requests atomic.Int64
 }
 
-// recorder is a test webhook that records every delivery, in arrival
-// order, and fails a fraction of requests with 503 to exercise retries.
-type recorder struct {
-	mu       sync.Mutex
-	all      []delivery
-	first    map[string]int // messageId → index in all of its first delivery
-	failRate float64
-	srv      *httptest.Server
+func newWebhook(t *testing.T, h *checker.History, id string, timeout time.Duration, failRate float64) *webhook {
+	return newWebhookOn(t, nil, h, id, timeout, failRate)
 }
 
-func newRecorder(t *testing.T, failRate float64) *recorder {
-	return newRecorderOn(t, nil, failRate)
-}
-
-// newRecorderOn is newRecorder serving on ln (nil: a new local port).
-func newRecorderOn(t *testing.T, ln net.Listener, failRate float64) *recorder {
-	r := &recorder{first: map[string]int{}, failRate: failRate}
-	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+// newWebhookOn is newWebhook serving on ln (nil: a new local port).
+func newWebhookOn(t *testing.T, ln net.Listener, h *checker.History, id string, timeout time.Duration, failRate float64) *webhook {
+	w := &webhook{id: id, timeout: timeout, h: h}
+	w.setFailRate(failRate)
+	w.srv = httptest.NewUnstartedServer(http.HandlerFunc(w.serve))
 	if ln != nil {
-		r.srv.Listener.Close()
-		r.srv.Listener = ln
+		w.srv.Listener.Close()
+		w.srv.Listener = ln
 	}
-	r.srv.Start()
-	t.Cleanup(r.srv.Close)
-	return r
+	w.srv.Start()
+	t.Cleanup(w.srv.Close)
+	return w
 }
 
-// firstAt returns when messageID was first delivered.
-func (r *recorder) firstAt(messageID string) (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i, ok := r.first[messageID]
-	if !ok {
-		return time.Time{}, false
+func (w *webhook) setFailRate(f float64) { w.failRate.Store(math.Float64bits(f)) }
+
+// setHang makes the webhook hold each request for d before answering; 0
+// stops it. A request held for the destination's timeout or longer is
+// recorded as late: its sender gave up on it and sends it again.
+func (w *webhook) setHang(d time.Duration) { w.hang.Store(int64(d)) }
+
+// destination is the webhook's entry in a workspace file.
+func (w *webhook) destination() map[string]any {
+	return map[string]any{
+		"id": w.id, "type": "webhook",
+		"config": map[string]any{"url": w.srv.URL + "/events", "timeout": w.timeout.String()},
+		"retry":  map[string]any{"initialBackoff": "50ms", "maxBackoff": "500ms", "maxAttempts": 100000, "maxAge": "1h"},
 	}
-	return r.all[i].At, true
 }
 
-func (r *recorder) serve(w http.ResponseWriter, req *http.Request) {
+// hookEvent is what the webhook reads of an event.
+type hookEvent struct {
+	MessageID   string `json:"messageId"`
+	UserID      string `json:"userId"`
+	AnonymousID string `json:"anonymousId"`
+}
+
+func (w *webhook) serve(rw http.ResponseWriter, req *http.Request) {
+	w.requests.Add(1)
+	if f := math.Float64frombits(w.failRate.Load()); f > 0 && rand.Float64() < f {
+		http.Error(rw, "try again", http.StatusServiceUnavailable)
+		return
+	}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
-		http.Error(w, err.Error(), 400)
+		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if r.failRate > 0 && rand.Float64() < r.failRate {
-		http.Error(w, "try again", http.StatusServiceUnavailable)
+	var events []hookEvent
+	var batch struct {
+		Batch []hookEvent `json:"batch"`
+	}
+	var one hookEvent
+	switch {
+	case json.Unmarshal(body, &batch) == nil && batch.Batch != nil:
+		events = batch.Batch
+	case json.Unmarshal(body, &one) == nil:
+		events = []hookEvent{one}
+	default:
+		http.Error(rw, "not an event", http.StatusBadRequest)
 		return
 	}
-	var ev struct {
-		MessageID  string `json:"messageId"`
-		UserID     string `json:"userId"`
-		Properties struct {
-			N int `json:"n"`
-		} `json:"properties"`
+	hold := time.Duration(w.hang.Load())
+	for _, ev := range events {
+		key := ev.UserID
+		if key == "" {
+			key = ev.AnonymousID
+		}
+		w.h.Deliver(checker.Delivery{Destination: w.id, MessageID: ev.MessageID, Key: key, Late: hold >= w.timeout})
 	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		http.Error(w, "not an event: "+err.Error(), 400)
-		return
-	}
-	r.mu.Lock()
-	if _, ok := r.first[ev.MessageID]; !ok {
-		r.first[ev.MessageID] = len(r.all)
-	}
-	r.all = append(r.all, delivery{MessageID: ev.MessageID, Key: ev.UserID, N: ev.Properties.N, At: time.Now()})
-	r.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
-}
-
-// firstDeliveries returns, per key, the N of each distinct event in the
-// order of its first delivery, and the total number of deliveries.
-func (r *recorder) firstDeliveries() (map[string][]int, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string][]int{}
-	for i, d := range r.all {
-		if r.first[d.MessageID] == i {
-			out[d.Key] = append(out[d.Key], d.N)
+	if hold > 0 {
+		select {
+		case <-time.After(hold):
+		case <-req.Context().Done():
 		}
 	}
-	return out, len(r.all)
-}
-
-func (r *recorder) has(messageID string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.first[messageID]
-	return ok
-}
-
-// deliveriesOf returns every delivery of key, in arrival order.
-func (r *recorder) deliveriesOf(key string) []delivery {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []delivery
-	for _, d := range r.all {
-		if d.Key == key {
-			out = append(out, d)
-		}
-	}
-	return out
+	rw.WriteHeader(http.StatusOK)
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/checker"
 )
 
 // sample is one request's outcome.
@@ -18,32 +22,35 @@ type sample struct {
 	status  int
 }
 
-// traffic sends events from many keys through several gateways. Each key
-// sends its next event only after the previous one was answered 200, so
-// the contract's order guarantee applies to every pair of a key's events.
+// traffic sends events from many keys through several gateways and
+// records them in a history. Each key sends its next request only after
+// the previous one was answered 200, so the contract's order guarantee
+// applies to every pair of a key's events in different requests. A failed
+// request is sent again, with the same message ids, to the next gateway.
 type traffic struct {
 	gateways []string
 	writeKey string
-	phase    atomic.Value // string: the label samples get
-	stop     chan struct{}
-	wg       sync.WaitGroup
-
+	dests    []string // the destinations of the write key's source
+	h        *checker.History
+	// batchShare is the share of requests sent to /v1/batch with 2 to 4
+	// events of one key; the others are one /v1/track event.
+	batchShare float64
 	// client sends the requests; prefix starts every key. newTraffic
 	// sets defaults; change them before start.
 	client *http.Client
 	prefix string
+	phase      atomic.Value // string: the label samples get
+	stop       chan struct{}
+	wg         sync.WaitGroup
 
-	mu       sync.Mutex
-	acked    map[string][]int     // key → acknowledged N, in order
-	ackedAt  map[string]time.Time // messageId → when it was answered 200
-	firstTry map[string]time.Time // messageId → when it was first sent
-	samples  []sample
-	errors   []string
+	mu      sync.Mutex
+	samples []sample
+	errors  []string
+	sent    int // requests
 }
 
-func newTraffic(gateways []string, writeKey string) *traffic {
-	t := &traffic{gateways: gateways, writeKey: writeKey, stop: make(chan struct{}), acked: map[string][]int{},
-		ackedAt: map[string]time.Time{}, firstTry: map[string]time.Time{},
+func newTraffic(h *checker.History, gateways []string, writeKey string, dests ...string) *traffic {
+	t := &traffic{gateways: gateways, writeKey: writeKey, dests: dests, h: h, stop: make(chan struct{}),
 		client: &http.Client{Timeout: 30 * time.Second}, prefix: "user"}
 	t.phase.Store("baseline")
 	return t
@@ -51,60 +58,93 @@ func newTraffic(gateways []string, writeKey string) *traffic {
 
 func messageID(key string, n int) string { return fmt.Sprintf("%s-%d", key, n) }
 
+// start starts keys clients, each pausing for pause between requests.
 func (t *traffic) start(keys int, pause time.Duration) {
 	client := t.client
 	for k := range keys {
 		key := fmt.Sprintf("%s-%03d", t.prefix, k)
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			for n, i := 0, k; ; i++ {
+		rng := rand.New(rand.NewPCG(uint64(k), 7))
+		t.wg.Go(func() {
+			next := 0 // the n of the key's next new event
+			var ids []string
+			for i := k; ; i++ {
 				select {
 				case <-t.stop:
 					return
 				default:
 				}
+				if ids == nil { // else the last request failed: send it again
+					size := 1
+					if rng.Float64() < t.batchShare {
+						size = 2 + rng.IntN(3)
+					}
+					for range size {
+						ids = append(ids, messageID(key, next))
+						next++
+					}
+				}
 				gw := t.gateways[i%len(t.gateways)]
-				body := fmt.Sprintf(`{"userId":%q,"event":"step","messageId":%q,"properties":{"n":%d}}`, key, messageID(key, n), n)
-				req, _ := http.NewRequest("POST", gw+"/v1/track", bytes.NewBufferString(body))
-				req.SetBasicAuth(t.writeKey, "")
-				req.Header.Set("Content-Type", "application/json")
-				phase := t.phase.Load().(string)
-				began := time.Now()
-				t.mu.Lock()
-				if _, ok := t.firstTry[messageID(key, n)]; !ok {
-					t.firstTry[messageID(key, n)] = began
+				if t.request(client, gw, key, ids) {
+					ids = nil
 				}
-				t.mu.Unlock()
-				resp, err := client.Do(req)
-				lat := time.Since(began)
-				status := 0
-				var msg []byte
-				if err == nil {
-					status = resp.StatusCode
-					msg, _ = io.ReadAll(resp.Body)
-					resp.Body.Close()
-				}
-				t.mu.Lock()
-				t.samples = append(t.samples, sample{phase: phase, latency: lat, status: status})
-				if status == http.StatusOK {
-					t.acked[key] = append(t.acked[key], n)
-					t.ackedAt[messageID(key, n)] = time.Now()
-					n++
-				} else {
-					t.errors = append(t.errors, fmt.Sprintf("%s %s n=%d: status %d err %v body %s", phase, gw, n, status, err, msg))
-				}
-				t.mu.Unlock()
-				// A failed request is retried with the same messageId.
 				time.Sleep(pause)
 			}
-		}()
+		})
 	}
+}
+
+// request sends the events ids of key in one request and reports whether
+// it was answered 200.
+func (t *traffic) request(client *http.Client, gw, key string, ids []string) bool {
+	path, body := "/v1/track", ""
+	if len(ids) == 1 {
+		body = fmt.Sprintf(`{"userId":%q,"event":"step","messageId":%q}`, key, ids[0])
+	} else {
+		path = "/v1/batch"
+		var evs []string
+		for _, id := range ids {
+			evs = append(evs, fmt.Sprintf(`{"type":"track","userId":%q,"event":"step","messageId":%q}`, key, id))
+		}
+		body = `{"batch":[` + strings.Join(evs, ",") + `]}`
+	}
+	req, _ := http.NewRequest("POST", gw+path, bytes.NewBufferString(body))
+	req.SetBasicAuth(t.writeKey, "")
+	req.Header.Set("Content-Type", "application/json")
+	phase := t.phase.Load().(string)
+	began := t.h.Send(key, t.dests, ids...)
+	resp, err := client.Do(req)
+	status := 0
+	var msg []byte
+	if err == nil {
+		status = resp.StatusCode
+		msg, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if status == http.StatusOK {
+		t.h.Ack(ids...)
+	}
+	lat := time.Since(began)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sent++
+	t.samples = append(t.samples, sample{phase: phase, latency: lat, status: status})
+	if status != http.StatusOK {
+		t.errors = append(t.errors, fmt.Sprintf("%s %s %s %v: status %d err %v body %s", phase, gw, path, ids, status, err, bytes.TrimSpace(msg)))
+	}
+	return status == http.StatusOK
 }
 
 func (t *traffic) finish() {
 	close(t.stop)
 	t.wg.Wait()
+}
+
+// failures returns the number of requests not answered 200, and up to n
+// of their descriptions.
+func (t *traffic) failures(n int) (int, []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.errors), slices.Clone(t.errors[:min(n, len(t.errors))])
 }
 
 // latencies returns p50, p99 and max request latency of phase.
