@@ -35,8 +35,8 @@ const (
 // ErrNoPostgres is returned when no backend can provide a cluster.
 var ErrNoPostgres = errors.New("pgtest: no PostgreSQL available: install the PostgreSQL server binaries (Debian: apt-get install postgresql) or Docker, or set " + EnvDatabaseURL)
 
-// ErrUnsupported is returned by Stop, Start and Kill on a backend that cannot
-// do them (the url backend).
+// ErrUnsupported is returned by Stop, StopImmediate, Start and Kill on a
+// backend that cannot do them (the url backend).
 var ErrUnsupported = errors.New("not supported on this backend")
 
 // connectTimeout bounds how long a starting server may take to accept
@@ -108,6 +108,7 @@ func (o Options) validate() error {
 type server interface {
 	start(ctx context.Context) error
 	stop(ctx context.Context) error
+	stopImmediate(ctx context.Context) error
 	kill() error
 	remove(ctx context.Context) error
 	// logTail returns the end of the server log, or "" if there is none.
@@ -170,6 +171,24 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		return fmt.Errorf("stopping %s: %w", c.name, err)
 	}
 	c.logf("pgtest: %s stopped", c.name)
+	return nil
+}
+
+// StopImmediate shuts the server down at once (immediate shutdown, as
+// pg_ctl stop -m immediate: no checkpoint, crash recovery at the next
+// start) and keeps its data. Stopping a stopped cluster does nothing. ctx
+// bounds the wait; when it ends first, the server is killed and ctx's
+// error returned.
+func (c *Cluster) StopImmediate(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed {
+		return nil
+	}
+	if err := c.srv.stopImmediate(ctx); err != nil {
+		return fmt.Errorf("stopping %s at once: %w", c.name, err)
+	}
+	c.logf("pgtest: %s stopped (immediate)", c.name)
 	return nil
 }
 

@@ -127,6 +127,33 @@ func TestKillStart(t *testing.T) {
 	}
 }
 
+func TestStopImmediateStart(t *testing.T) {
+	t.Parallel()
+	c := Start(t, 1)[0]
+	requireRestartable(t, c)
+	conn := connect(t, c.URL())
+	mustExec(t, conn, "CREATE TABLE quick (id int); INSERT INTO quick VALUES (1)")
+
+	if err := c.StopImmediate(t.Context()); err != nil {
+		t.Fatalf("StopImmediate: %v", err)
+	}
+	if err := c.StopImmediate(t.Context()); err != nil {
+		t.Fatalf("second StopImmediate: %v", err)
+	}
+	if err := conn.Ping(t.Context()); err == nil {
+		t.Errorf("Ping after StopImmediate = nil, want an error")
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatalf("Start after StopImmediate: %v", err)
+	}
+	if got := count(t, c.URL(), "quick"); got != 1 {
+		t.Errorf("rows after StopImmediate and Start = %d, want 1", got)
+	}
+	if c.Backend() == BackendLocal && !strings.Contains(c.LogTail(), "not properly shut down") {
+		t.Errorf("server log after StopImmediate and Start shows no crash recovery:\n%s", c.LogTail())
+	}
+}
+
 func TestRemove(t *testing.T) {
 	t.Parallel()
 	c := Start(t, 1)[0]

@@ -15,8 +15,8 @@
 //  2. docker: testcontainers-go's Postgres module, when a Docker engine is
 //     reachable.
 //  3. url: the server named by ORDO_TEST_DATABASE_URL; each cluster is then a
-//     fresh database on that server, and Stop, Start and Kill return
-//     [ErrUnsupported].
+//     fresh database on that server, and Stop, StopImmediate, Start and Kill
+//     return [ErrUnsupported].
 //
 // Local clusters live in folders under os.TempDir() (TMPDIR); on a machine
 // with a slow disk, TMPDIR=/dev/shm makes starting them several times

@@ -168,22 +168,40 @@ func (s *dockerServer) stop(ctx context.Context) error {
 	return nil
 }
 
+func (s *dockerServer) stopImmediate(ctx context.Context) error {
+	if s.stopped {
+		return nil
+	}
+	// SIGQUIT is postgres's immediate shutdown; docker stop then waits for
+	// the container to exit.
+	if err := s.signal(ctx, "QUIT"); err != nil {
+		return err
+	}
+	return s.stop(ctx)
+}
+
 func (s *dockerServer) kill() error {
 	if s.stopped {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
+	if err := s.signal(ctx, "KILL"); err != nil {
+		return err
+	}
+	s.stopped = true
+	return nil
+}
+
+// signal sends sig to the container's main process.
+func (s *dockerServer) signal(ctx context.Context, sig string) error {
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	if _, err := cli.ContainerKill(ctx, s.ctr.GetContainerID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
-		return err
-	}
-	s.stopped = true
-	return nil
+	_, err = cli.ContainerKill(ctx, s.ctr.GetContainerID(), client.ContainerKillOptions{Signal: sig})
+	return err
 }
 
 func (s *dockerServer) remove(ctx context.Context) error {

@@ -483,6 +483,20 @@ func (s *localServer) stop(ctx context.Context) error {
 	}
 }
 
+func (s *localServer) stopImmediate(ctx context.Context) error {
+	if !s.running() {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGQUIT) // immediate shutdown
+	select {
+	case <-s.exited:
+		return nil
+	case <-ctx.Done():
+		s.signalAndWait(syscall.SIGKILL)
+		return fmt.Errorf("immediate shutdown did not finish, killed the server: %w", ctx.Err())
+	}
+}
+
 func (s *localServer) kill() error {
 	s.signalAndWait(syscall.SIGKILL)
 	return nil

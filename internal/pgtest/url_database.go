@@ -70,10 +70,11 @@ func (s *urlDatabase) exec(ctx context.Context, sql string) error {
 	return nil
 }
 
-func (s *urlDatabase) start(context.Context) error { return errSharedServer }
-func (s *urlDatabase) stop(context.Context) error  { return errSharedServer }
-func (s *urlDatabase) kill() error                 { return errSharedServer }
-func (s *urlDatabase) logTail() string             { return "" }
+func (s *urlDatabase) start(context.Context) error         { return errSharedServer }
+func (s *urlDatabase) stop(context.Context) error          { return errSharedServer }
+func (s *urlDatabase) stopImmediate(context.Context) error { return errSharedServer }
+func (s *urlDatabase) kill() error                         { return errSharedServer }
+func (s *urlDatabase) logTail() string                     { return "" }
 
 func (s *urlDatabase) remove(ctx context.Context) error {
 	if s.keep {
