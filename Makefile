@@ -3,8 +3,10 @@ GO ?= go
 BIN := bin
 GOFLAGS_TEST ?= -count=1 -timeout 40m
 FUZZTIME ?= 10s
+CHAOS_DURATION ?= 5m
+CHAOS_SEED ?=
 
-.PHONY: help build test test-short fuzz lint dev bench clean sdk-deps
+.PHONY: help build test test-short fuzz lint dev bench chaos clean sdk-deps
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -29,6 +31,9 @@ fuzz: ## run each fuzz test for FUZZTIME (default 10s)
 	  echo "fuzz $$(dirname $$file) $$fn"; \
 	  $(GO) test ./$$(dirname $$file) -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+chaos: ## inject random faults for CHAOS_DURATION (5m) under traffic, then check every delivery; CHAOS_SEED=n replays a run
+	ORDO_CHAOS_SEED=$(CHAOS_SEED) ORDO_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test ./e2e -run '^TestChaos$$' -count=1 -v -timeout 90m
 
 lint: ## gofmt, go vet, and golangci-lint when installed
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'run gofmt -w on the files above'; exit 1; }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,11 +31,12 @@ func binary(t *testing.T, name string) string {
 
 // proc is one running program whose output goes to a log file.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
+	name   string
+	cmd    *exec.Cmd
+	log    string
+	done   chan struct{}
+	err    error
+	killed atomic.Bool // the test killed it
 }
 
 // start runs program with env (added to the test's environment).
@@ -70,8 +72,20 @@ func (p *proc) kill() {
 	select {
 	case <-p.done:
 	default:
+		p.killed.Store(true)
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		<-p.done
+	}
+}
+
+// crashed reports whether the program exited without the test killing
+// it, and how.
+func (p *proc) crashed() (bool, error) {
+	select {
+	case <-p.done:
+		return !p.killed.Load(), p.err
+	default:
+		return false, nil
 	}
 }
 

@@ -39,18 +39,19 @@ type traffic struct {
 	// sets defaults; change them before start.
 	client *http.Client
 	prefix string
-	phase      atomic.Value // string: the label samples get
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	phase  atomic.Value // string: the label samples get
+	stop   chan struct{}
+	wg     sync.WaitGroup
 
 	mu      sync.Mutex
 	samples []sample
 	errors  []string
-	sent    int // requests
+	causes  map[string]int // failed requests by what went wrong
+	sent    int            // requests
 }
 
 func newTraffic(h *checker.History, gateways []string, writeKey string, dests ...string) *traffic {
-	t := &traffic{gateways: gateways, writeKey: writeKey, dests: dests, h: h, stop: make(chan struct{}),
+	t := &traffic{gateways: gateways, writeKey: writeKey, dests: dests, h: h, stop: make(chan struct{}), causes: map[string]int{},
 		client: &http.Client{Timeout: 30 * time.Second}, prefix: "user"}
 	t.phase.Store("baseline")
 	return t
@@ -130,6 +131,14 @@ func (t *traffic) request(client *http.Client, gw, key string, ids []string) boo
 	t.samples = append(t.samples, sample{phase: phase, latency: lat, status: status})
 	if status != http.StatusOK {
 		t.errors = append(t.errors, fmt.Sprintf("%s %s %s %v: status %d err %v body %s", phase, gw, path, ids, status, err, bytes.TrimSpace(msg)))
+		cause := fmt.Sprintf("%d %s", status, bytes.TrimSpace(msg))
+		if err != nil {
+			// The last part of a client error says what happened, such as
+			// "connection refused" or "EOF".
+			parts := strings.Split(err.Error(), ": ")
+			cause = "no answer: " + parts[len(parts)-1]
+		}
+		t.causes[cause]++
 	}
 	return status == http.StatusOK
 }
@@ -145,6 +154,27 @@ func (t *traffic) failures(n int) (int, []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.errors), slices.Clone(t.errors[:min(n, len(t.errors))])
+}
+
+// failureCauses returns the failed requests by cause, most frequent
+// first, one a line.
+func (t *traffic) failureCauses() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lines []string
+	for c, n := range t.causes {
+		lines = append(lines, fmt.Sprintf("%7d  %s", n, c))
+	}
+	slices.Sort(lines)
+	slices.Reverse(lines)
+	return strings.Join(lines, "\n")
+}
+
+// requests returns the number of requests sent.
+func (t *traffic) requests() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sent
 }
 
 // latencies returns p50, p99 and max request latency of phase.

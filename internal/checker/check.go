@@ -56,14 +56,18 @@ func Check(events []Event, deliveries []Delivery, dead []DeadLetter) Report {
 				unackedDelivered[d.MessageID] = true
 			}
 		} else {
+			cause := CauseOther
 			switch {
 			case late[p]:
+				cause = CauseTimeout
 				f.Duplicates.AfterTimeout++
 			case known && ev.Requests > 1:
+				cause = CauseResent
 				f.Duplicates.Resent++
 			default:
 				f.Duplicates.Other++
 			}
+			r.Copies = append(r.Copies, Copy{Delivery: *d, Cause: cause})
 		}
 		if d.Late {
 			late[p] = true

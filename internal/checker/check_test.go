@@ -188,6 +188,13 @@ func TestDuplicatesByCause(t *testing.T) {
 	if r.Duplicates != want || r.ByDestination["a"].Duplicates != want || r.ByDestination["b"].Duplicates != (Duplicates{}) {
 		t.Fatalf("duplicates %+v (a %+v, b %+v), want %+v at a", r.Duplicates, r.ByDestination["a"].Duplicates, r.ByDestination["b"].Duplicates, want)
 	}
+	var causes []Cause
+	for _, c := range r.Copies {
+		causes = append(causes, c.Cause)
+	}
+	if want := []Cause{CauseTimeout, CauseTimeout, CauseOther, CauseResent}; !slices.Equal(causes, want) || r.Copies[2].MessageID != "2" {
+		t.Errorf("copies %v, want causes %v", r.Copies, want)
+	}
 	if r.Deliveries != 10 || r.Delivered != 6 {
 		t.Errorf("deliveries %d, distinct %d; want 10, 6", r.Deliveries, r.Delivered)
 	}

@@ -34,6 +34,9 @@ type Report struct {
 	// Unexpected lists the deliveries of no event sent, to a destination
 	// the event's source lacks, or under another ordering key.
 	Unexpected []Unexpected
+	// Copies lists the duplicates, in arrival order, with their cause: a
+	// test can set them against the faults it injected.
+	Copies []Copy
 
 	// ByDestination breaks the figures down per destination id.
 	ByDestination map[string]*Figures
@@ -58,6 +61,22 @@ type Duplicates struct {
 	// Other counts the rest: one stored event delivered again, as after a
 	// worker died between delivering and acknowledging.
 	Other int
+}
+
+// Cause is why a copy of an event was delivered again.
+type Cause string
+
+// The causes of duplicates; see Duplicates.
+const (
+	CauseTimeout Cause = "after a timeout"
+	CauseResent  Cause = "resent"
+	CauseOther   Cause = "other"
+)
+
+// Copy is one duplicate delivery.
+type Copy struct {
+	Delivery
+	Cause Cause
 }
 
 // NotTimeout is the number of copies not caused by a timeout.
