@@ -17,6 +17,22 @@ const (
 	maxBatchWriters = 64
 )
 
+// Defaults of the settings a Config built in code may leave zero; they
+// match the envDefault tags.
+const (
+	defaultInflightMiB       = 256
+	defaultReadHeaderTimeout = 5 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultIdleTimeout       = 60 * time.Second
+)
+
+// Limits on the in-flight limit: at least what one request of
+// MaxBodyBytes reserves, at most 1 TiB.
+const (
+	minInflightMiB = MaxBodyBytes * inflightWeight >> 20
+	maxInflightMiB = 1 << 20
+)
+
 // Config is the gateway's settings, read from the environment.
 type Config struct {
 	// CatalogURL is the Postgres URL of the catalog database. Required.
@@ -43,7 +59,22 @@ type Config struct {
 	// apiHost. Optional: when empty, each settings request's own Host (and
 	// X-Forwarded-Proto) is used.
 	PublicURL string `env:"ORDO_PUBLIC_URL"`
-	Log       cli.LogConfig
+	// MaxInflightMiB bounds, in MiB, what the requests in flight may make
+	// the gateway hold: each reserves its body's size (decompressed) times
+	// inflightWeight while it is read and handled, and a request that
+	// would go over is answered 503 with Retry-After. Defaults to 256,
+	// also when 0 in a Config built in code, as the timeouts below.
+	MaxInflightMiB int `env:"ORDO_MAX_INFLIGHT_MIB" envDefault:"256"`
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers; the connection is then closed. Defaults to 5s.
+	ReadHeaderTimeout time.Duration `env:"ORDO_READ_HEADER_TIMEOUT" envDefault:"5s"`
+	// ReadTimeout bounds how long a client may take to send a whole
+	// request, body included; a body late is answered 408. Defaults to 30s.
+	ReadTimeout time.Duration `env:"ORDO_READ_TIMEOUT" envDefault:"30s"`
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request. Defaults to 60s.
+	IdleTimeout time.Duration `env:"ORDO_IDLE_TIMEOUT" envDefault:"60s"`
+	Log         cli.LogConfig
 }
 
 // settings is the Settings section of --help.
@@ -61,6 +92,16 @@ const settings = `  ORDO_CATALOG_URL       Postgres URL of the catalog database 
   ORDO_PUBLIC_URL        address browsers reach this gateway at, e.g.
                          https://events.example.com, for Segment's apiHost
                          (default: each request's own Host)
+  ORDO_MAX_INFLIGHT_MIB  memory, in MiB, the requests in flight may hold:
+                         each reserves 4 times its body's size; one that
+                         would go over is answered 503 with Retry-After
+                         (default 256)
+  ORDO_READ_HEADER_TIMEOUT  longest a client may take to send its headers;
+                         the connection is then closed (default 5s)
+  ORDO_READ_TIMEOUT      longest a client may take to send a whole request;
+                         a body late is answered 408 (default 30s)
+  ORDO_IDLE_TIMEOUT      longest a keep-alive connection waits for its next
+                         request (default 60s)
   ORDO_LOG_FORMAT        text or json (default text)
   ORDO_LOG_LEVEL         debug, info, warn or error (default info)
 `
@@ -85,6 +126,21 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteTimeout <= 0 {
 		return &cli.SettingError{Var: "ORDO_WRITE_TIMEOUT", Msg: fmt.Sprintf("must be positive, not %s", c.WriteTimeout)}
+	}
+	if c.MaxInflightMiB < minInflightMiB || c.MaxInflightMiB > maxInflightMiB {
+		return &cli.SettingError{Var: "ORDO_MAX_INFLIGHT_MIB", Msg: fmt.Sprintf("must be between %d (what a 4 MiB request reserves) and %d, not %d", minInflightMiB, maxInflightMiB, c.MaxInflightMiB)}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ORDO_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
+		{"ORDO_READ_TIMEOUT", c.ReadTimeout},
+		{"ORDO_IDLE_TIMEOUT", c.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			return &cli.SettingError{Var: d.name, Msg: fmt.Sprintf("must be positive, not %s", d.v)}
+		}
 	}
 	if c.PublicURL != "" {
 		if _, err := parsePublicURL(c.PublicURL); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/cli/clitest"
 )
@@ -28,6 +29,13 @@ func TestParseConfig(t *testing.T) {
 	cfg, err := parseConfig(nil, env(), io.Discard)
 	if err != nil || cfg.HTTPAddr != ":8080" {
 		t.Errorf("parseConfig without flags = %q, %v; want :8080", cfg.HTTPAddr, err)
+	}
+	if cfg.MaxInflightMiB != 256 || cfg.ReadHeaderTimeout != 5*time.Second || cfg.ReadTimeout != 30*time.Second || cfg.IdleTimeout != time.Minute {
+		t.Errorf("defaults: inflight %d MiB, timeouts %v %v %v", cfg.MaxInflightMiB, cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout)
+	}
+	cfg, err = parseConfig(nil, env("ORDO_MAX_INFLIGHT_MIB", "64", "ORDO_READ_TIMEOUT", "2s"), io.Discard)
+	if err != nil || cfg.MaxInflightMiB != 64 || cfg.ReadTimeout != 2*time.Second {
+		t.Errorf("parseConfig = %d MiB, %v, %v; want 64 MiB, 2s", cfg.MaxInflightMiB, cfg.ReadTimeout, err)
 	}
 	cfg, err = parseConfig([]string{"-addr", "127.0.0.1:9100"}, env("ORDO_HTTP_ADDR", "127.0.0.1:9000"), io.Discard)
 	if err != nil || cfg.HTTPAddr != "127.0.0.1:9100" {
@@ -50,6 +58,11 @@ func TestParseConfig(t *testing.T) {
 		{nil, env("ORDO_BATCH_MAX_ROWS", "lots"), "ORDO_BATCH_MAX_ROWS"},
 		{nil, env("ORDO_WRITE_TIMEOUT", "-1s"), "ORDO_WRITE_TIMEOUT"},
 		{nil, env("ORDO_PUBLIC_URL", "events.example.com"), "ORDO_PUBLIC_URL"},
+		{nil, env("ORDO_MAX_INFLIGHT_MIB", "8"), "ORDO_MAX_INFLIGHT_MIB"},
+		{nil, env("ORDO_MAX_INFLIGHT_MIB", "lots"), "ORDO_MAX_INFLIGHT_MIB"},
+		{nil, env("ORDO_READ_HEADER_TIMEOUT", "0s"), "ORDO_READ_HEADER_TIMEOUT"},
+		{nil, env("ORDO_READ_TIMEOUT", "-1s"), "ORDO_READ_TIMEOUT"},
+		{nil, env("ORDO_IDLE_TIMEOUT", "soon"), "ORDO_IDLE_TIMEOUT"},
 		{[]string{"-nope"}, env(), "-nope"},
 		{[]string{"serve"}, env(), `"serve"`},
 	} {
@@ -63,7 +76,7 @@ func TestParseConfig(t *testing.T) {
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("parseConfig(-h) with %v = %v, want flag.ErrHelp", environ, err)
 		}
-		for _, want := range []string{"ORDO_CATALOG_URL", "ORDO_HTTP_ADDR", "-addr"} {
+		for _, want := range []string{"ORDO_CATALOG_URL", "ORDO_HTTP_ADDR", "-addr", "ORDO_MAX_INFLIGHT_MIB", "ORDO_READ_HEADER_TIMEOUT", "ORDO_READ_TIMEOUT", "ORDO_IDLE_TIMEOUT"} {
 			if !strings.Contains(usage.String(), want) {
 				t.Errorf("-h with %v does not mention %s:\n%s", environ, want, usage.String())
 			}

@@ -50,6 +50,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
 	default:
 		return nil, badRequest("unsupported Content-Encoding %q: send gzip or no encoding", enc)
 	}
+	// What is read counts against the in-flight limit (inflight.go).
+	body = holdBody(r, body)
 	size := 4096 // a guess for chunked and gzipped bodies; the buffer grows
 	if r.ContentLength > 0 && !gzipped {
 		size = int(r.ContentLength) + bytes.MinRead
@@ -68,9 +70,15 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
 // bodyError turns an error reading the body into the answer.
 func bodyError(err error, gzipped bool) *httpError {
 	var tooLarge *http.MaxBytesError
+	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &tooLarge):
 		return errBodyTooLarge
+	case errors.Is(err, errInflightFull):
+		return errBusy
+	case errors.As(err, &timeout) && timeout.Timeout():
+		// The server's read timeout passed: say so, not which sockets.
+		return errorf(http.StatusRequestTimeout, "the request body did not arrive in time")
 	case gzipped:
 		return badRequest("malformed gzip body: %v", err)
 	}

@@ -77,7 +77,7 @@ func (g *Gateway) ready(w http.ResponseWriter, _ *http.Request) {
 
 // ingest handles an event endpoint: /v1/<typ>, or a batch when typ is "".
 func (g *Gateway) ingest(path, typ string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return g.bounded(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST, OPTIONS")
 			writeError(w, errorf(http.StatusMethodNotAllowed, "method %s not allowed: use POST", r.Method))
@@ -88,7 +88,7 @@ func (g *Gateway) ingest(path, typ string) http.HandlerFunc {
 			return
 		}
 		writeBody(w, http.StatusOK, successBody)
-	}
+	})
 }
 
 // take accepts r's events, of type typ ("" for a batch), and stores

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ type Gateway struct {
 	store    *store.Store
 	registry *prometheus.Registry
 	metrics  *metrics
+	inflight *inflight
 	// publicURL is ORDO_PUBLIC_URL parsed; nil when not set.
 	publicURL *url.URL
 
@@ -95,6 +97,7 @@ func New(cfg Config, ws *workspace.Workspace, opts Options) (*Gateway, error) {
 
 		publicURL: publicURL,
 	}
+	g.inflight = newInflight(int64(cmp.Or(cfg.MaxInflightMiB, defaultInflightMiB))<<20, reg)
 	g.shards = shard.NewMap(catalog, shard.MapConfig{Poll: opts.MapPoll, Logger: opts.Logger})
 	g.store = store.New(g.shards, store.Config{
 		MaxRows:      cfg.BatchMaxRows,
@@ -145,9 +148,10 @@ func Run(ctx context.Context, cfg Config, ws *workspace.Workspace, opts Options)
 	}
 	srv := &http.Server{
 		Handler:           g.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cmp.Or(cfg.ReadHeaderTimeout, defaultReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(cfg.ReadTimeout, defaultReadTimeout),
+		IdleTimeout:       cmp.Or(cfg.IdleTimeout, defaultIdleTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
