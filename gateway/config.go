@@ -20,7 +20,7 @@ const (
 // Defaults of the settings a Config built in code may leave zero; they
 // match the envDefault tags.
 const (
-	defaultInflightMiB       = 256
+	defaultInflightMiB       = 512
 	defaultReadHeaderTimeout = 5 * time.Second
 	defaultReadTimeout       = 30 * time.Second
 	defaultIdleTimeout       = 60 * time.Second
@@ -61,10 +61,12 @@ type Config struct {
 	PublicURL string `env:"ORDO_PUBLIC_URL"`
 	// MaxInflightMiB bounds, in MiB, what the requests in flight may make
 	// the gateway hold: each reserves its body's size (decompressed) times
-	// inflightWeight while it is read and handled, and a request that
-	// would go over is answered 503 with Retry-After. Defaults to 256,
-	// also when 0 in a Config built in code, as the timeouts below.
-	MaxInflightMiB int `env:"ORDO_MAX_INFLIGHT_MIB" envDefault:"256"`
+	// inflightWeight and eventWeight per event of a batch while it is read
+	// and handled, and a request that would go over is answered 503 with
+	// Retry-After. The Go runtime's soft memory limit is set to this plus
+	// 128 MiB unless GOMEMLIMIT is set. Defaults to 512, also when 0 in a
+	// Config built in code, as the timeouts below.
+	MaxInflightMiB int `env:"ORDO_MAX_INFLIGHT_MIB" envDefault:"512"`
 	// ReadHeaderTimeout bounds how long a client may take to send a
 	// request's headers; the connection is then closed. Defaults to 5s.
 	ReadHeaderTimeout time.Duration `env:"ORDO_READ_HEADER_TIMEOUT" envDefault:"5s"`
@@ -93,9 +95,11 @@ const settings = `  ORDO_CATALOG_URL       Postgres URL of the catalog database 
                          https://events.example.com, for Segment's apiHost
                          (default: each request's own Host)
   ORDO_MAX_INFLIGHT_MIB  memory, in MiB, the requests in flight may hold:
-                         each reserves 4 times its body's size; one that
-                         would go over is answered 503 with Retry-After
-                         (default 256)
+                         each reserves 4 times its body's size and 2 KiB
+                         per event of a batch; one that would go over is
+                         answered 503 with Retry-After; the Go runtime's
+                         memory limit is this plus 128 MiB unless
+                         GOMEMLIMIT is set (default 512)
   ORDO_READ_HEADER_TIMEOUT  longest a client may take to send its headers;
                          the connection is then closed (default 5s)
   ORDO_READ_TIMEOUT      longest a client may take to send a whole request;

@@ -30,7 +30,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || cfg.HTTPAddr != ":8080" {
 		t.Errorf("parseConfig without flags = %q, %v; want :8080", cfg.HTTPAddr, err)
 	}
-	if cfg.MaxInflightMiB != 256 || cfg.ReadHeaderTimeout != 5*time.Second || cfg.ReadTimeout != 30*time.Second || cfg.IdleTimeout != time.Minute {
+	if cfg.MaxInflightMiB != 512 || cfg.ReadHeaderTimeout != 5*time.Second || cfg.ReadTimeout != 30*time.Second || cfg.IdleTimeout != time.Minute {
 		t.Errorf("defaults: inflight %d MiB, timeouts %v %v %v", cfg.MaxInflightMiB, cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout)
 	}
 	cfg, err = parseConfig(nil, env("ORDO_MAX_INFLIGHT_MIB", "64", "ORDO_READ_TIMEOUT", "2s"), io.Discard)

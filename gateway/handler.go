@@ -122,6 +122,9 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request, typ string) ([]
 		events = []*event{ev}
 	} else {
 		raws, shared, herr := parseBatch(data)
+		if herr == nil {
+			herr = g.holdEvents(r, len(raws))
+		}
 		if herr != nil {
 			return nil, nil, herr
 		}

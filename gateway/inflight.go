@@ -19,6 +19,13 @@ import (
 // make the process hold.
 const inflightWeight = 4
 
+// eventWeight is what one event of a batch costs a gateway besides its
+// bytes, as measured on batches of tiny events (a 4 MiB body can hold
+// 100,000 of them): its members decoded, the event, its row for the
+// store. Without it, such a batch would hold 40 times what its body
+// reserves.
+const eventWeight = 2 << 10
+
 // errInflightFull is what a request body's reader returns once the
 // gateway holds all the request bytes it may.
 var errInflightFull = errors.New("the gateway holds as many request bytes as it may")
@@ -29,7 +36,8 @@ var errBusy = errorf(http.StatusServiceUnavailable, "the gateway is holding as m
 // inflight bounds what the requests in flight make a gateway hold:
 // each request reserves its body's bytes, weighted by inflightWeight,
 // before it reads them (its Content-Length when it declares one, else as
-// they arrive, decompressed), and gives them back once answered. A
+// they arrive, decompressed), and eventWeight for each event of a batch
+// before it decodes them, and gives them back once answered. A
 // request that would go over the limit is answered 503 with Retry-After
 // at once: a gateway never waits for room, so a burst of large or slow
 // requests costs the others a retry, never the process its memory.
@@ -78,6 +86,26 @@ func (in *inflight) take(n int64) bool {
 			return true
 		}
 	}
+}
+
+// holdEvents makes r's reservation cover n events of a batch (see
+// eventWeight): 503 when the limit has no room for them now, 413 when the
+// limit could never hold them.
+func (g *Gateway) holdEvents(r *http.Request, n int) *httpError {
+	res, ok := r.Context().Value(reservationKey{}).(*reservation)
+	if !ok {
+		return nil
+	}
+	more := int64(n) * eventWeight
+	if res.held+more > res.in.limit {
+		return errorf(http.StatusRequestEntityTooLarge, "the request's %d events need more memory than this gateway's ORDO_MAX_INFLIGHT_MIB allows: send fewer events per request", n)
+	}
+	if !res.in.take(more) {
+		res.full = true
+		return errBusy
+	}
+	res.held += more
+	return nil
 }
 
 // reservation is what one request holds of the limit.

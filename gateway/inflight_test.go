@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -149,5 +151,39 @@ func TestSlowBodyIs408(t *testing.T) {
 	msg, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusRequestTimeout || strings.Contains(string(msg), "127.0.0.1") {
 		t.Errorf("status %d, body %s; want 408 naming no socket", resp.StatusCode, msg)
+	}
+}
+
+// TestInflightCountsBatchEvents is the regression test of batches of tiny
+// events: a 4 MiB body of 90,000 of them made a gateway hold 40 times its
+// size (150 MiB) while it reserved only its bytes. Each event now
+// reserves eventWeight: 503 while there is no room, 413 when the limit
+// could never hold them.
+func TestInflightCountsBatchEvents(t *testing.T) {
+	t.Parallel()
+	g := &Gateway{inflight: newInflight(1<<20, prometheus.NewRegistry())}
+	h := g.bounded(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("events"))
+		if herr := g.holdEvents(r, n); herr != nil {
+			writeError(w, herr)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int64{"used": g.inflight.used.Load()})
+	})
+	rec := serveOnce(h, httptest.NewRequest("POST", "/v1/batch?events=100", strings.NewReader("{}")))
+	if want := fmt.Sprintf(`"used":%d`, 2*inflightWeight+100*eventWeight); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("100 events: status %d %s, want 200 with %s", rec.Code, rec.Body, want)
+	}
+	rec = serveOnce(h, httptest.NewRequest("POST", "/v1/batch?events=1000", strings.NewReader("{}")))
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "fewer events") {
+		t.Errorf("1000 events under a 1 MiB limit: status %d %s, want 413", rec.Code, rec.Body)
+	}
+	g.inflight.used.Store(1<<20 - 1000)
+	rec = serveOnce(h, httptest.NewRequest("POST", "/v1/batch?events=100", strings.NewReader("{}")))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("100 events with no room: status %d, want 503 with Retry-After", rec.Code)
+	}
+	if used := g.inflight.used.Load(); used != 1<<20-1000 {
+		t.Errorf("refused requests left %d bytes reserved", used-(1<<20-1000))
 	}
 }

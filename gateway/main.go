@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"io"
@@ -61,7 +62,6 @@ func parseConfig(args []string, environ map[string]string, usage io.Writer) (Con
 // Main is the gateway program: it parses args and the environment, serves
 // until SIGINT or SIGTERM, and exits with the contract's status codes.
 func Main(args []string) {
-	tuneGC()
 	cfg, err := parseConfig(args, nil, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		cli.Exit("gateway", nil)
@@ -69,6 +69,7 @@ func Main(args []string) {
 	if err != nil {
 		cli.Exit("gateway", err)
 	}
+	tuneGC(cfg)
 	ws, err := workspace.Load(cfg.WorkspaceConfig)
 	if err != nil {
 		cli.Exit("gateway", &cli.SettingError{Var: "ORDO_WORKSPACE_CONFIG", Msg: err.Error()})
@@ -89,9 +90,19 @@ func Main(args []string) {
 // full load off, for a heap of a few times the live data.
 const gcPercent = 400
 
-// tuneGC sets gcPercent unless GOGC is set.
-func tuneGC() {
+// baseMemory is what a gateway holds besides its requests in flight: the
+// runtime, the shard map, the store's buffers and connections.
+const baseMemory = 128 << 20
+
+// tuneGC sets gcPercent unless GOGC is set, and a soft memory limit of
+// what cfg lets requests hold plus baseMemory unless GOMEMLIMIT is set:
+// with gcPercent alone, the heap could grow to five times what is live
+// before a collection, whatever the in-flight limit.
+func tuneGC(cfg Config) {
 	if _, ok := os.LookupEnv("GOGC"); !ok {
 		debug.SetGCPercent(gcPercent)
+	}
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
+		debug.SetMemoryLimit(int64(cmp.Or(cfg.MaxInflightMiB, defaultInflightMiB))<<20 + baseMemory)
 	}
 }
