@@ -4,7 +4,6 @@ package dsn
 
 import (
 	"errors"
-
 	"fmt"
 	"net/url"
 	"regexp"
@@ -14,25 +13,27 @@ import (
 )
 
 // Redact returns s with any password replaced by "xxxxx", for logs and
-// status output. Strings that are not URLs are returned with
-// password=... key/value pairs redacted.
+// status output: in a URL, the password of its user information and a
+// password= query parameter; in a key/value connection string, its
+// password=... pair. The user information of a URL ends at its last '@',
+// so that a password whose '#', '?', '/' or '@' was not percent-encoded
+// (which url.Parse would read as the start of a fragment, a query or a
+// path) is redacted whole; a string that only looks like a URL is
+// redacted rather than shown.
 func Redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		return kvPassword.ReplaceAllString(s, "password=xxxxx")
+	if scheme, rest, ok := strings.Cut(s, "://"); ok && !strings.ContainsAny(scheme, " =") {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+				s = scheme + "://" + user + ":xxxxx" + rest[at:]
+			}
+		}
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
 }
 
-var kvPassword = regexp.MustCompile(`password=\S+`)
+// kvPassword is a password=... pair, of a key/value connection string
+// (quoted or not) or of a URL's query.
+var kvPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)`)
 
 // Check reports whether s is a Postgres connection string pgx can use,
 // without connecting. Its error holds no password.

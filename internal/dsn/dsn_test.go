@@ -12,6 +12,17 @@ func TestRedact(t *testing.T) {
 		{"postgres://u@h/db", "postgres://u@h/db"},
 		{"postgres://h/db?password=secret", "postgres://h/db?password=xxxxx"},
 		{"host=h password=secret user=u", "host=h password=xxxxx user=u"},
+		// Regression: a password whose '#' was not percent-encoded was
+		// read by url.Parse as the start of a fragment, and shown whole.
+		{"postgres://u:pa#secret@h:1/db", "postgres://u:xxxxx@h:1/db"},
+		{"postgres://u:p?a/s@secret@h/db?sslmode=disable", "postgres://u:xxxxx@h/db?sslmode=disable"},
+		{"postgres://u:secret@[::1/db", "postgres://u:xxxxx@[::1/db"},
+		{"postgres://u:p%21secret@h/db", "postgres://u:xxxxx@h/db"},
+		{"postgres://h/db?sslmode=disable&password=secret&x=1", "postgres://h/db?sslmode=disable&password=xxxxx&x=1"},
+		{"host=h password='se cret' user=u", "host=h password=xxxxx user=u"},
+		{`host=h password='it\'s secret' user=u`, "host=h password=xxxxx user=u"},
+		{"host=h password = secret", "host=h password = xxxxx"},
+		{"not a url", "not a url"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
