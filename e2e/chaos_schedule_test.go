@@ -23,9 +23,18 @@ const (
 	partitionPart     faultKind = "partition"           // cut a process from a node or the catalog, silently, for Down
 )
 
-// faultKinds are every kind, in the order a schedule's first round
-// shuffles.
+// faultKinds are every kind.
 var faultKinds = []faultKind{killWorker, killGateway, stopNodeFast, stopNodeImmediate, killNode, restartCatalog, hangDestination, partitionPart}
+
+// crashes are the kinds that kill what holds delivered events not yet
+// acknowledged (a worker, or the node its claims are on): each makes
+// about the last 50 ms of the shards' deliveries go again. disturbances
+// are the others. A schedule alternates the two, so that crashes come at
+// a steady rate whatever the seed.
+var (
+	crashes      = []faultKind{killWorker, stopNodeFast, stopNodeImmediate, killNode}
+	disturbances = []faultKind{killGateway, restartCatalog, hangDestination, partitionPart}
+)
 
 // fault is one step of the nemesis.
 type fault struct {
@@ -103,25 +112,33 @@ const (
 	plannedMoveCost  = 6 * time.Second
 )
 
-// newSchedule draws the faults and moves of a run of duration d. The
-// first round of faults holds every kind once, in a random order, so that
-// a run of two minutes or more injects each; the moves alternate, adding
-// node3 first.
+// newSchedule draws the faults and moves of a run of duration d. Faults
+// alternate crashes and disturbances, a crash first; the first round
+// holds every kind once, in a random order, so that a run of two minutes
+// or more injects each. The moves alternate too, adding node3 first.
 func newSchedule(seed uint64, d time.Duration, shape chaosShape) schedule {
 	var s schedule
 	rng := rand.New(rand.NewPCG(seed, 1))
 	between := func(lo, hi time.Duration) time.Duration {
 		return lo + time.Duration(rng.Int64N(int64(hi-lo)))/time.Millisecond*time.Millisecond
 	}
-	kinds := slices.Clone(faultKinds)
-	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	var round []faultKind
+	c, o := slices.Clone(crashes), slices.Clone(disturbances)
+	rng.Shuffle(len(c), func(i, j int) { c[i], c[j] = c[j], c[i] })
+	rng.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
+	for i := range c {
+		round = append(round, c[i], o[i])
+	}
 	var planned time.Duration
 	for i := 0; planned < d; i++ {
 		var k faultKind
-		if i < len(kinds) {
-			k = kinds[i]
-		} else {
-			k = faultKinds[rng.IntN(len(faultKinds))]
+		switch {
+		case i < len(round):
+			k = round[i]
+		case i%2 == 0:
+			k = crashes[rng.IntN(len(crashes))]
+		default:
+			k = disturbances[rng.IntN(len(disturbances))]
 		}
 		f := fault{Pause: between(3*time.Second, 8*time.Second), Kind: k, Peer: -1}
 		switch k {
@@ -209,5 +226,10 @@ func TestChaosScheduleReplays(t *testing.T) {
 	short := newSchedule(7, 10*time.Second, shape)
 	if len(short.Moves) < 2 || !short.Moves[0].Out || short.Moves[1].Out {
 		t.Errorf("a short schedule's moves do not add then drain node3:\n%s", short)
+	}
+	for i, f := range newSchedule(9, 10*time.Minute, shape).Faults {
+		if slices.Contains(crashes, f.Kind) != (i%2 == 0) {
+			t.Fatalf("fault %d is %s: crashes and disturbances do not alternate", i+1, f.Kind)
+		}
 	}
 }

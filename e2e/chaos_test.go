@@ -31,7 +31,7 @@ const (
 
 // The chaos run's shape.
 const (
-	chaosShort    = 35 * time.Second
+	chaosShort    = 40 * time.Second
 	chaosWorkers  = 3
 	chaosGateways = 2
 	chaosShards   = 24
@@ -92,8 +92,11 @@ func TestChaos(t *testing.T) {
 	c.checkCrashes()
 	c.checkDrained()
 	t.Logf("chaos: seed %d, %v of faults: %s\n%s", seed, duration, c.figures(), r)
-	if r.Acked == 0 || r.ByDestination[c.flaky.id] == nil || r.ByDestination[c.flaky.id].Duplicates.AfterTimeout == 0 {
-		t.Errorf("the run proves little: %d events acknowledged, no duplicate after a timeout at %s", r.Acked, c.flaky.id)
+	if r.Acked == 0 {
+		t.Errorf("the run proves nothing: no event acknowledged")
+	}
+	if c.injected[string(hangDestination)] > 0 && r.ByDestination[c.flaky.id].Duplicates.AfterTimeout == 0 {
+		t.Errorf("%s hung past its timeout, yet no duplicate after a timeout: the webhook's lateness is not seen", c.flaky.id)
 	}
 }
 

@@ -242,18 +242,22 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	// Catalogs that do not answer (the second one's '#' cuts the URL
 	// short: it is the password, unencoded): the programs log and retry.
+	var waiting []*proc
 	for i, setting := range []string{
 		"ORDO_CATALOG_URL=postgres://postgres:" + url.QueryEscape(pgPassword) + "@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1",
 		"ORDO_CATALOG_URL=postgres://postgres:pa#" + pgMarker + "@127.0.0.1:1/postgres",
 	} {
 		for _, program := range []string{"gateway", "worker"} {
-			p := start(t, fmt.Sprintf("%s-no-catalog-%d", program, i+1), program, []string{setting, "ORDO_WORKSPACE_CONFIG=" + ws, "ORDO_HTTP_ADDR=127.0.0.1:0", "ORDO_ADMIN_ADDR=", debug})
-			time.Sleep(2 * time.Second)
-			p.kill()
-			data, _ := os.ReadFile(p.log)
-			out.add(fmt.Sprintf("%s without catalog %d", program, i+1), string(data))
+			waiting = append(waiting, start(t, fmt.Sprintf("%s-no-catalog-%d", program, i+1), program,
+				[]string{setting, "ORDO_WORKSPACE_CONFIG=" + ws, "ORDO_HTTP_ADDR=127.0.0.1:0", "ORDO_ADMIN_ADDR=", debug}))
 		}
 		rebalance(fmt.Sprintf("without catalog %d", i+1), []string{setting, nodesSetting})
+	}
+	time.Sleep(2 * time.Second)
+	for _, p := range waiting {
+		p.kill()
+		data, _ := os.ReadFile(p.log)
+		out.add(p.name, string(data))
 	}
 
 	// The deliveries happened, with the headers: the secrets were in use.
