@@ -31,7 +31,7 @@ const (
 
 // The chaos run's shape.
 const (
-	chaosShort    = 40 * time.Second
+	chaosShort    = 35 * time.Second
 	chaosWorkers  = 3
 	chaosGateways = 2
 	chaosShards   = 24
