@@ -118,9 +118,11 @@ func (c *chaosCluster) mover(ctx context.Context, moves []move) {
 func (c *chaosCluster) converge(ctx context.Context, withThird bool, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for attempt := 1; ; attempt++ {
+		began := time.Now()
 		out, state := c.rebalance(withThird, "", 0)
 		if state.ExitCode() == 0 {
 			c.count("rebalance converged")
+			c.t.Logf("chaos: rebalance towards %d nodes converged in %v:\n%s", map[bool]int{false: 2, true: 3}[withThird], time.Since(began).Round(time.Millisecond), lastLines(out, 4))
 			return
 		}
 		c.count("rebalance failed")
