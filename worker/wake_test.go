@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/rebalance"
 	"github.com/ordo-pipeline/ordo/schema"
 	"github.com/ordo-pipeline/ordo/shard"
 )
@@ -155,4 +156,32 @@ func containsMetric(text, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestMovedIdleShardLetGo is the regression test of moves that waited for
+// an idle shard's poll: a loop with nothing to deliver noticed that its
+// shard moved only at its next poll (a minute by default), so each move
+// of an idle shard waited that long for the worker to let go of it. With
+// the poll at an hour, draining a node of idle shards must still take
+// seconds.
+func TestMovedIdleShardLetGo(t *testing.T) {
+	t.Parallel()
+	h := newHook(t, nil)
+	b := setup(t, 8, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
+	b.startListening(noPoll)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := rebalance.Config{CatalogURL: b.catalogURL, Nodes: "n1=" + b.nodeURLs["n1"], Shards: 8}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := rebalance.Run(ctx, &cfg, rebalance.Options{}); err != nil {
+		t.Fatalf("draining n2 of idle shards: %v (after %s)", err, time.Since(began).Round(time.Millisecond))
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Errorf("draining n2 of 4 idle shards took %s: the worker let go of them late", took.Round(time.Millisecond))
+	} else {
+		t.Logf("drained n2 of 4 idle shards in %s (poll 1h)", took.Round(time.Millisecond))
+	}
 }
