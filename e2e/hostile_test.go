@@ -271,6 +271,48 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 
+	t.Run("pixels", func(t *testing.T) {
+		deep := strings.Repeat("a.", 600) + "b=1"
+		for _, c := range []struct {
+			name, query string
+			status      int
+		}{
+			{"pixel", "userId=u1&event=e", 200},
+			{"invalid UTF-8", "userId=u%ff&event=e", 400},
+			{"NUL in userId", "userId=u%00&event=e", 400},
+			{"no user", "event=e", 400},
+			{"dotted names 600 deep", "userId=u1&event=e&properties." + deep, 400},
+			{"a name both value and object", "userId=u1&event=e&properties=x&properties.a=1", 400},
+			{"empty names", "userId=u1&event=e&properties..=1&.=2&=3", 400},
+			{"bad escape", "userId=u1&event=e%zz", 400},
+			{"unknown write key", "userId=u1&event=e&writeKey=nope", 401},
+		} {
+			u := s.url + "/pixel/v1/track?" + c.query
+			if !strings.Contains(c.query, "writeKey=") {
+				u += "&writeKey=" + junkKey
+			}
+			resp, err := client.Get(u)
+			if err != nil {
+				t.Errorf("pixel %s: %v", c.name, err)
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || !bytes.HasPrefix(body, []byte("GIF89a")) {
+				t.Errorf("pixel %s: status %d (%s), body %.10q; want %d and the GIF", c.name, resp.StatusCode, resp.Header.Get("X-Ordo-Error"), body, c.status)
+			}
+		}
+		// A query over the 64 KiB header limit: Go's server answers 431.
+		resp, err := client.Get(s.url + "/pixel/v1/track?writeKey=" + junkKey + "&userId=u1&event=e&p=" + strings.Repeat("x", 70<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("a 70 KiB pixel query: status %d, want 431", resp.StatusCode)
+		}
+	})
+
 	t.Run("slow clients", func(t *testing.T) { s.slowClients(t) })
 	t.Run("memory", func(t *testing.T) { s.barrage(t) })
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A pixel is an event sent as the query string of GET /pixel/v1/track or
@@ -76,6 +77,11 @@ func pixelEvent(query url.Values, typ string, now time.Time) ([]byte, *httpError
 			continue
 		}
 		value := query.Get(name)
+		// As a POST body must be: json would turn each invalid byte
+		// into U+FFFD, and two users into one.
+		if !utf8.ValidString(name) || !utf8.ValidString(value) {
+			return nil, badRequest("query parameter %q: not valid UTF-8", name)
+		}
 		if name == "anonymousId" && len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
 			value = value[1 : len(value)-1]
 		}
