@@ -112,10 +112,12 @@ const (
 	plannedMoveCost  = 6 * time.Second
 )
 
-// newSchedule draws the faults and moves of a run of duration d. Faults
-// alternate crashes and disturbances, a crash first; the first round
-// holds every kind once, in a random order, so that a run of two minutes
-// or more injects each. The moves alternate too, adding node3 first.
+// newSchedule draws the faults and moves of a run of duration d: twice as
+// many as d would hold if every step took its planned time, since a run
+// stops at d wherever it is in its schedule. Faults alternate crashes and
+// disturbances, a crash first; the first round holds every kind once, in
+// a random order, so that a run of two minutes or more injects each. The
+// moves alternate too, adding node3 first.
 func newSchedule(seed uint64, d time.Duration, shape chaosShape) schedule {
 	var s schedule
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -130,7 +132,7 @@ func newSchedule(seed uint64, d time.Duration, shape chaosShape) schedule {
 		round = append(round, c[i], o[i])
 	}
 	var planned time.Duration
-	for i := 0; planned < d; i++ {
+	for i := 0; planned < 2*d; i++ {
 		var k faultKind
 		switch {
 		case i < len(round):
@@ -163,7 +165,7 @@ func newSchedule(seed uint64, d time.Duration, shape chaosShape) schedule {
 
 	rng = rand.New(rand.NewPCG(seed, 2))
 	planned = 0
-	for i := 0; planned < d || len(s.Moves) < 2; i++ {
+	for i := 0; planned < 2*d || len(s.Moves) < 2; i++ {
 		m := move{Pause: between(2*time.Second, 6*time.Second), Out: i%2 == 0}
 		switch c := rng.IntN(len(moveFailpoints) + 2); {
 		case c < len(moveFailpoints):
@@ -214,14 +216,14 @@ func TestChaosScheduleReplays(t *testing.T) {
 	if c := newSchedule(43, 5*time.Minute, shape); c.String() == a.String() {
 		t.Errorf("seeds 42 and 43 gave the same schedule:\n%s", a)
 	}
-	// Two minutes hold a round of every kind.
-	round := newSchedule(7, 2*time.Minute, shape)
+	// A minute holds a round of every kind.
+	round := newSchedule(7, time.Minute, shape)
 	seen := map[faultKind]bool{}
 	for _, f := range round.Faults {
 		seen[f.Kind] = true
 	}
 	if len(seen) != len(faultKinds) {
-		t.Errorf("a two-minute schedule holds %d kinds of fault, want all %d:\n%s", len(seen), len(faultKinds), round)
+		t.Errorf("a one-minute schedule holds %d kinds of fault, want all %d:\n%s", len(seen), len(faultKinds), round)
 	}
 	short := newSchedule(7, 10*time.Second, shape)
 	if len(short.Moves) < 2 || !short.Moves[0].Out || short.Moves[1].Out {

@@ -61,7 +61,7 @@ func TestChaos(t *testing.T) {
 	seed, duration := chaosSettings(t)
 	t.Logf("chaos: seed %d, faults for %v (replay with %s=%d %s=%v)", seed, duration, envChaosSeed, seed, envChaosDuration, duration)
 	sched := newSchedule(seed, duration, chaosShape{Workers: chaosWorkers, Gateways: chaosGateways, Nodes: 3})
-	t.Logf("chaos: schedule\n%s", sched)
+	t.Logf("chaos: schedule (the run stops at %v, wherever it is in it)\n%s", duration, sched)
 
 	c := newChaosCluster(t)
 	keys := min(chaosMaxKeys, chaosMinKeys+int(duration/time.Minute)*20)
