@@ -10,7 +10,12 @@
 // batch index for /v1/batch), enrichment (messageId, receivedAt and type;
 // every other field is kept as sent) and the durable write through package
 // store. 200 means every event of the request is committed in Postgres;
-// when the store cannot take the write the answer is 503 with Retry-After.
+// when the store cannot take the write the answer is 503 with Retry-After,
+// as it is when the requests in flight already hold what
+// ORDO_MAX_INFLIGHT_MIB allows (inflight.go): a request reserves its body's
+// size times four and 2 KiB per event of a batch. A client that takes
+// longer than ORDO_READ_HEADER_TIMEOUT for its headers is disconnected, one
+// that takes longer than ORDO_READ_TIMEOUT for its body gets 408.
 // Errors carry a JSON body {"error": "..."}, and a request answered with an
 // error stored nothing, except in the case package store documents: a
 // request whose events span several nodes, one of which failed.
