@@ -142,7 +142,7 @@ func newSchedule(seed uint64, d time.Duration, shape chaosShape) schedule {
 		default:
 			k = disturbances[rng.IntN(len(disturbances))]
 		}
-		f := fault{Pause: between(6*time.Second, 14*time.Second), Kind: k, Peer: -1}
+		f := fault{Pause: between(8*time.Second, 16*time.Second), Kind: k, Peer: -1}
 		switch k {
 		case killWorker:
 			f.Target, f.Down = rng.IntN(shape.Workers), between(300*time.Millisecond, 3*time.Second)
