@@ -46,8 +46,15 @@ const (
 	flakyTimeout = time.Second
 	hangFactor   = 2.5
 	// chaosMaxOtherDuplicates is the share of deliveries that duplicates
-	// not caused by a timeout must stay under (issue 12).
+	// not caused by a timeout must stay under (issue 12), in `make chaos`.
 	chaosMaxOtherDuplicates = 0.001
+	// chaosShortMaxOtherDuplicates is that share in the short run of `make
+	// test`: a crash costs a roughly fixed number of redeliveries (the
+	// acknowledgements of the last flush interval, see
+	// docs/reliability.md), so a 35-second run with two or three crashes
+	// lands on either side of 0.1% by chance. Lost and out of order stay 0
+	// in both.
+	chaosShortMaxOtherDuplicates = 0.01
 )
 
 // TestChaos runs three nodes, a catalog, two gateways and three workers
@@ -91,7 +98,11 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: traffic stopped: %d keys, %d requests, %d failed and sent again, e.g.:\n%s\nby cause:\n%s",
 		keys, tr.requests(), failed, strings.Join(examples, "\n"), tr.failureCauses())
 
-	r := checkGuarantees(t, c.h, c.nodes, 3*time.Minute, checker.Limits{MaxNotTimeoutDuplicates: chaosMaxOtherDuplicates})
+	maxOther := chaosMaxOtherDuplicates
+	if duration <= chaosShort {
+		maxOther = chaosShortMaxOtherDuplicates
+	}
+	r := checkGuarantees(t, c.h, c.nodes, 3*time.Minute, checker.Limits{MaxNotTimeoutDuplicates: maxOther})
 	t.Logf("chaos: %s", c.blame(r.Copies))
 	c.checkCrashes()
 	c.checkDrained()

@@ -186,7 +186,7 @@ func parseObject(data string) (*object, *httpError) {
 
 // members returns the members of v, a valid JSON object.
 func members(v gjson.Result) (*object, *httpError) {
-	obj := &object{fields: make([]field, 0, indexFrom)}
+	obj := &object{fields: make([]field, 0, 8)}
 	var herr *httpError
 	v.ForEach(func(k, val gjson.Result) bool {
 		if len(obj.fields) == maxMembers {
