@@ -45,8 +45,8 @@ type Tuning struct {
 	MapPoll time.Duration `env:"ORDO_WORKER_MAP_POLL" envDefault:"5s"`
 	// Poll is how often an idle shard is read for new rows when no
 	// notification woke it: the safety net for a missed wake-up (see
-	// waker). Defaults to a minute.
-	Poll time.Duration `env:"ORDO_WORKER_POLL" envDefault:"1m"`
+	// waker). Defaults to 30 seconds.
+	Poll time.Duration `env:"ORDO_WORKER_POLL" envDefault:"30s"`
 	// Window is how many rows one read of a shard fetches at most.
 	// Defaults to 1000.
 	Window int `env:"ORDO_WORKER_WINDOW" envDefault:"1000"`

@@ -19,7 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := Tuning{
 		Heartbeat: time.Second, Liveness: 5 * time.Second, MapPoll: 5 * time.Second,
-		Poll: time.Minute, Window: 1000, Buffer: 5000, ShardConcurrency: 16,
+		Poll: 30 * time.Second, Window: 1000, Buffer: 5000, ShardConcurrency: 16,
 		Concurrency: 256, NodeConns: 2, FlushInterval: 50 * time.Millisecond,
 		DBTimeout: 30 * time.Second, DrainTimeout: 30 * time.Second, VacuumRows: 5000,
 		VacuumEvery: 2 * time.Second, KeepAlive: 2 * time.Second, Silence: 3 * time.Second, Moves: 1,

@@ -74,7 +74,7 @@
 // table only while the shard is 'moving', when no worker holds it.
 //
 // A loop reads when it starts, when a notification says rows committed in
-// its shard, and every ORDO_WORKER_POLL (a minute) as a safety net: writers
+// its shard, and every ORDO_WORKER_POLL (30s) as a safety net: writers
 // notify the node's ordo_rows channel in their transaction, and each
 // worker listens on one connection per node (see waker in wake.go). While a
 // node's listener is down, its shards are polled every 500ms instead.

@@ -20,7 +20,7 @@ const settings = `  ORDO_CATALOG_URL        Postgres URL of the catalog database
   ORDO_LOG_FORMAT         text or json (default text)
   ORDO_LOG_LEVEL          debug, info, warn or error (default info)
   ORDO_WORKER_*           tuning: HEARTBEAT (1s), LIVENESS (5s), MAP_POLL (5s),
-                          POLL (1m), WINDOW (1000), BUFFER (5000),
+                          POLL (30s), WINDOW (1000), BUFFER (5000),
                           SHARD_CONCURRENCY (16), CONCURRENCY (256), NODE_CONNS (2),
                           FLUSH_INTERVAL (50ms), DB_TIMEOUT (30s),
                           DRAIN_TIMEOUT (30s), KEEPALIVE (2s), VACUUM_ROWS (5000;
