@@ -19,12 +19,14 @@ test: build sdk-deps ## run every test against throwaway Postgres clusters (need
 	$(GO) test $(GOFLAGS_TEST) ./...
 	$(MAKE) fuzz
 
-sdk-deps: ## install the npm packages of the SDK tests (sdktest/) unless installed from the current lock file
-	@if ! command -v npm >/dev/null; then \
-	  echo 'npm is missing: the SDK tests in sdktest/ will fail (apt-get install -y nodejs npm)'; \
-	elif [ ! sdktest/node_modules/.package-lock.json -nt sdktest/package-lock.json ]; then \
-	  cd sdktest && npm ci --no-audit --no-fund; \
-	fi
+sdk-deps: ## install the npm packages of the browser and SDK tests (sdktest/, e2e/browser/) unless installed from the current lock file
+	@for d in sdktest e2e/browser; do \
+	  if ! command -v npm >/dev/null; then \
+	    echo "npm is missing: the tests in $$d will fail (apt-get install -y nodejs npm)"; break; \
+	  elif [ ! $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ]; then \
+	    (cd $$d && npm ci --no-audit --no-fund) || exit 1; \
+	  fi; \
+	done
 
 fuzz: ## run each fuzz test for FUZZTIME (default 10s)
 	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func /:/' | while IFS=: read -r file fn; do \
