@@ -139,43 +139,17 @@ func (w *waker) wake(node string, shards []int, all bool) {
 	}
 }
 
-// run keeps one listener per node of the map until ctx ends, and wakes
-// the loops whose shard the map moved.
+// run keeps one listener per node of the map until ctx ends. (Loops
+// whose shard the map moved are let go by the manager: releaseMoved.)
 func (w *waker) run(ctx context.Context, smap *shard.Map) {
 	sub := smap.Subscribe()
 	for {
-		snap := smap.Current()
-		w.sync(ctx, snap)
-		w.wakeMoved(snap)
+		w.sync(ctx, smap.Current())
 		select {
 		case <-ctx.Done():
 			w.sync(ctx, nil)
 			return
 		case <-sub:
-		}
-	}
-}
-
-// wakeMoved wakes the loops of shards that snap places on another node,
-// or marks as moving, so that each lets its shard go now. A loop with
-// nothing to deliver waits for its next poll otherwise (a minute by
-// default), and a move waits for it: in the chaos run, resuming a move
-// after its rebalance was killed took a minute per idle shard.
-func (w *waker) wakeMoved(snap *shard.Snapshot) {
-	if snap == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for s, e := range w.loops {
-		if s < 0 || s >= len(snap.Shards) {
-			continue
-		}
-		if p := snap.Shards[s]; p.Node != e.node || p.State != shard.StateActive {
-			select {
-			case e.ch <- struct{}{}:
-			default:
-			}
 		}
 	}
 }
