@@ -75,28 +75,16 @@ func Create(ctx context.Context, db Execer, shard int, epoch int64) error {
 	if shard < 0 {
 		return fmt.Errorf("creating shard %d table: shard must not be negative", shard)
 	}
-	// The statement is built from integers only. Its columns are Parent's,
-	// in Parent's order (see the node migrations).
+	// The statement is built from integers only. The columns, their order
+	// and their defaults are Parent's (a node migration defines them); the
+	// table adds its own defaults of shard and epoch, for writers that
+	// insert into it directly.
 	t := Table(shard).Sanitize()
 	sql := fmt.Sprintf(`DO $$
 BEGIN
 IF to_regclass('%[1]s') IS NULL THEN
 CREATE TABLE %[1]s (
-    epoch            bigint NOT NULL DEFAULT %[3]d,
-    seq              bigint NOT NULL DEFAULT nextval('ordo.event_seq'),
-    ordering_key     text NOT NULL,
-    source_id        text NOT NULL,
-    destination_id   text NOT NULL,
-    message_id       text NOT NULL,
-    received_at      timestamptz NOT NULL,
-    event            json NOT NULL,
-    attempts         int NOT NULL DEFAULT 0,
-    first_attempt_at timestamptz,
-    next_attempt_at  timestamptz,
-    last_status      int,
-    last_response    text,
-    shard            int NOT NULL DEFAULT %[2]d,
-    copied           boolean NOT NULL DEFAULT false,
+    LIKE %[4]s INCLUDING DEFAULTS,
     PRIMARY KEY (epoch, seq),
     CONSTRAINT ordo_shard CHECK (shard = %[2]d),
     CONSTRAINT ordo_epoch CHECK (epoch = %[3]d OR copied)
@@ -108,6 +96,7 @@ CREATE TABLE %[1]s (
     autovacuum_vacuum_insert_threshold = 50000,
     autovacuum_vacuum_cost_delay = 0
 );
+ALTER TABLE %[1]s ALTER COLUMN epoch SET DEFAULT %[3]d, ALTER COLUMN shard SET DEFAULT %[2]d;
 ALTER TABLE %[4]s ATTACH PARTITION %[1]s FOR VALUES IN (%[2]d);
 END IF;
 END
