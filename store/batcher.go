@@ -157,24 +157,8 @@ func (b *batcher) run() {
 // passed, until the batch holds MaxRows rows. Requests whose waiters gave
 // up are left out, so the batch may be empty.
 func (b *batcher) gather(first *request) []*request {
-	var batch []*request
-	rows := 0
-	add := func(r *request) {
-		if r.take(time.Now(), b.minLeft) {
-			batch = append(batch, r)
-			rows += r.rows
-		}
-	}
-	add(first)
-	for rows < b.cfg.MaxRows {
-		select {
-		case r := <-b.queue:
-			add(r)
-			continue
-		default:
-		}
-		break
-	}
+	batch, rows := b.add(nil, 0, first)
+	batch, rows = b.takeQueued(batch, rows)
 	if b.cfg.MaxWait <= 0 || rows >= b.cfg.MaxRows {
 		return batch
 	}
@@ -183,7 +167,7 @@ func (b *batcher) gather(first *request) []*request {
 	for rows < b.cfg.MaxRows {
 		select {
 		case r := <-b.queue:
-			add(r)
+			batch, rows = b.add(batch, rows, r)
 		case <-timer.C:
 			return batch
 		case <-b.stop:
@@ -193,23 +177,31 @@ func (b *batcher) gather(first *request) []*request {
 	return batch
 }
 
+// takeQueued adds what is queued now to batch, until it holds MaxRows rows.
+func (b *batcher) takeQueued(batch []*request, rows int) ([]*request, int) {
+	for rows < b.cfg.MaxRows {
+		select {
+		case r := <-b.queue:
+			batch, rows = b.add(batch, rows, r)
+		default:
+			return batch, rows
+		}
+	}
+	return batch, rows
+}
+
+// add appends r to batch unless its waiter gave up (see request.take).
+func (b *batcher) add(batch []*request, rows int, r *request) ([]*request, int) {
+	if r.take(time.Now(), b.minLeft) {
+		return append(batch, r), rows + r.rows
+	}
+	return batch, rows
+}
+
 // drain writes whatever is queued when the batcher stops.
 func (b *batcher) drain() {
 	for {
-		var batch []*request
-		rows := 0
-	collect:
-		for rows < b.cfg.MaxRows {
-			select {
-			case r := <-b.queue:
-				if r.take(time.Now(), b.minLeft) {
-					batch = append(batch, r)
-					rows += r.rows
-				}
-			default:
-				break collect
-			}
-		}
+		batch, _ := b.takeQueued(nil, 0)
 		if len(batch) == 0 {
 			return
 		}
