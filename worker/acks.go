@@ -33,11 +33,26 @@ type acks struct {
 	dead      []deadLetter
 	retries   []retry
 	retryAt   map[pos]int // index in retries of each row's entry
+	// first is when the oldest of them was recorded; zero when empty.
+	first time.Time
+}
+
+// deliver records that the row at p was delivered.
+func (a *acks) deliver(p pos, now time.Time) {
+	a.delivered = append(a.delivered, p)
+	a.note(now)
+}
+
+// deadLetter records dl.
+func (a *acks) deadLetter(dl deadLetter, now time.Time) {
+	a.dead = append(a.dead, dl)
+	a.note(now)
 }
 
 // retry records r, replacing an entry of the same row not yet flushed (a
 // row may fail twice between flushes): the flush's UPDATE ... FROM unnest
-// would apply either of two, and attempts could go backwards.
+// would apply either of two, and attempts could go backwards. The caller
+// notes the time (see note).
 func (a *acks) retry(r retry) {
 	if i, ok := a.retryAt[r.pos]; ok {
 		a.retries[i] = r
@@ -50,6 +65,22 @@ func (a *acks) retry(r retry) {
 	a.retries = append(a.retries, r)
 }
 
+// note records that an acknowledgement was added at now.
+func (a *acks) note(now time.Time) {
+	if a.first.IsZero() {
+		a.first = now
+	}
+}
+
+// lastRetry returns the retry not yet flushed of the row at p, if any.
+func (a *acks) lastRetry(p pos) (retry, bool) {
+	i, ok := a.retryAt[p]
+	if !ok {
+		return retry{}, false
+	}
+	return a.retries[i], true
+}
+
 func (a *acks) empty() bool {
 	return len(a.delivered) == 0 && len(a.dead) == 0 && len(a.retries) == 0
 }
@@ -59,4 +90,5 @@ func (a *acks) reset() {
 	a.dead = a.dead[:0]
 	a.retries = a.retries[:0]
 	clear(a.retryAt)
+	a.first = time.Time{}
 }

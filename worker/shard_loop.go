@@ -36,7 +36,8 @@ type sendResult struct {
 
 // shardLoop delivers one claimed shard. One goroutine runs it and owns all
 // its state; requests run in goroutines of their own and report back on
-// results.
+// results. It decides when to read, send, flush and let go; its lanes
+// (laneSet) say what may be sent.
 type shardLoop struct {
 	shard     int
 	node      string
@@ -44,14 +45,11 @@ type shardLoop struct {
 	tuning    *Tuning
 	log       *slog.Logger
 	metrics   *metrics
-	dests     map[string]*destination
 	destOrder []*destination
 	// placement returns the shard's current placement in the map.
 	placement func() shard.Placement
 	// stop is closed when the claim should be released.
 	stop <-chan struct{}
-	// vacuum asks for the shard's table to be vacuumed; nil disables.
-	vacuum func()
 	// wake receives a value when rows committed in the shard (see
 	// waker); unwake forgets the loop there.
 	wake   chan struct{}
@@ -60,31 +58,25 @@ type shardLoop struct {
 	// is no waker.
 	listening func() bool
 
-	sendCtx    context.Context
-	cancelSend context.CancelFunc
+	lanes   *laneSet
+	unknown map[string]bool // destinations already warned about
 
-	lanes    map[laneKey]*lane
-	buffered int
-	ready    map[*destination][]*lane
-	inflight map[*destination]int
-	sending  int
-	results  chan *sendResult
-	blocked  map[*lane]struct{}
-	nextWake time.Time
-	reloads  []*lane
-	unknown  map[string]bool
-
+	// Reading: the last row read, whether the last read was full, and
+	// when to read again if nothing wakes the loop.
 	cursor   pos
 	moreRows bool
 	nextRead time.Time
 
-	acks     acks
-	ackLanes []*lane
-	firstAck time.Time
-	nextLag  time.Time
+	// Sending: requests in flight, in all and per destination.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+	sending    int
+	inflight   map[*destination]int
+	results    chan *sendResult
 
-	deleted    int // rows deleted since the last vacuum request
-	lastVacuum time.Time
+	acks    acks // written back at the next flush
+	vacuum  vacuumPace
+	nextLag time.Time
 }
 
 func newShardLoop(m *manager, c *claim) *shardLoop {
@@ -96,20 +88,17 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 		tuning:     &m.cfg.Tuning,
 		log:        m.log.With("shard", c.shard, "node", c.node),
 		metrics:    m.metrics,
-		dests:      m.dests,
 		destOrder:  m.destOrder,
 		placement:  func() shard.Placement { return m.placement(c.shard) },
 		stop:       c.stop,
-		vacuum:     m.vacuumFor(c),
+		unwake:     func() {},
+		lanes:      newLaneSet(m.dests, m.cfg.Tuning.Buffer),
+		unknown:    map[string]bool{},
 		sendCtx:    ctx,
 		cancelSend: cancel,
-		lanes:      map[laneKey]*lane{},
-		ready:      map[*destination][]*lane{},
 		inflight:   map[*destination]int{},
 		results:    make(chan *sendResult, m.cfg.ShardConcurrency*max(1, len(m.destOrder))),
-		blocked:    map[*lane]struct{}{},
-		unknown:    map[string]bool{},
-		unwake:     func() {},
+		vacuum:     vacuumPace{request: m.vacuumFor(c), tuning: &m.cfg.Tuning},
 	}
 	if w := m.waker; w != nil {
 		ch := w.register(c.shard, c.node)
@@ -213,10 +202,10 @@ func (l *shardLoop) shouldStop(stopCh <-chan struct{}) string {
 // step does the loop's work between waits: barriers that ended, reloads of
 // spilled lanes, reads, and new requests.
 func (l *shardLoop) step(now time.Time) error {
-	if !now.Before(l.nextWake) {
-		l.unblock(now)
+	if !now.Before(l.lanes.nextWake) {
+		l.lanes.unblock(now)
 	}
-	if len(l.reloads) > 0 {
+	if len(l.lanes.reloads) > 0 {
 		if err := l.reload(now); err != nil {
 			return err
 		}
@@ -243,7 +232,7 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 		}
 	}
 	if !l.acks.empty() {
-		earlier(l.firstAck.Add(l.tuning.FlushInterval))
+		earlier(l.acks.first.Add(l.tuning.FlushInterval))
 	}
 	if stopping {
 		return next
@@ -255,7 +244,7 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 	} else {
 		earlier(l.nextRead)
 	}
-	earlier(l.nextWake)
+	earlier(l.lanes.nextWake)
 	earlier(l.nextLag)
 	return next
 }
@@ -266,18 +255,10 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 // wake their loops every lagEvery.
 func (l *shardLoop) updateLag(now time.Time) {
 	l.nextLag = now.Add(lagEvery)
-	if len(l.lanes) == 0 {
+	if len(l.lanes.lanes) == 0 {
 		l.nextLag = now.Add(time.Hour)
 	}
-	var oldest time.Time
-	for _, ln := range l.lanes {
-		if len(ln.rows) > 0 && (oldest.IsZero() || ln.rows[0].receivedAt.Before(oldest)) {
-			oldest = ln.rows[0].receivedAt
-		}
-		if ln.spilled && (oldest.IsZero() || ln.spilledSince.Before(oldest)) {
-			oldest = ln.spilledSince
-		}
-	}
+	oldest := l.lanes.oldest()
 	lag := 0.0
 	if !oldest.IsZero() {
 		lag = max(0, now.Sub(oldest).Seconds())

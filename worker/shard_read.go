@@ -19,16 +19,15 @@ import (
 // after the cursor meanwhile join that range instead of the lane. So a row
 // is never in memory twice.
 
-// room is how many more rows the buffer takes.
-func (l *shardLoop) room() int { return l.tuning.Buffer - l.buffered }
-
 // canRead reports whether the buffer has room for a worthwhile read.
-func (l *shardLoop) canRead() bool { return l.room() >= max(1, l.tuning.Window/4) }
+func (l *shardLoop) canRead() bool { return l.lanes.room() >= max(1, l.tuning.Window/4) }
 
 // read fetches the next window of rows after the cursor into lanes.
 func (l *shardLoop) read(now time.Time) error {
-	if l.room() < l.tuning.Window {
-		l.spill(now)
+	if l.lanes.room() < l.tuning.Window {
+		if n := l.lanes.spill(now); n > 0 {
+			l.log.Debug("spilled stalled lanes", "rows", n)
+		}
 	}
 	if !l.canRead() {
 		// Full of rows that can move: read once they have.
@@ -37,7 +36,7 @@ func (l *shardLoop) read(now time.Time) error {
 	}
 	l.moreRows = false
 	l.nextRead = now.Add(l.pollDelay())
-	limit := min(l.room(), l.tuning.Window)
+	limit := min(l.lanes.room(), l.tuning.Window)
 	var rows []*row
 	err := l.sess.do(context.Background(), func(ctx context.Context, conn *pgx.Conn) error {
 		var err error
@@ -71,82 +70,21 @@ func (l *shardLoop) pollDelay() time.Duration {
 }
 
 // add puts a row read from the table into its lane, unless it belongs to
-// the spilled part of its lane.
+// the spilled part of its lane or is dead-lettered at once.
 func (l *shardLoop) add(r *row, now time.Time, reloaded bool) {
-	k := laneKey{dest: r.dest, key: r.key}
-	ln := l.lanes[k]
-	if ln == nil {
-		ln = &lane{laneKey: k, dest: l.dests[r.dest]}
-		if ln.dest == nil && !l.unknown[r.dest] {
-			l.unknown[r.dest] = true
-			l.log.Warn("rows for a destination the workspace does not have stay pending", "destination", r.dest)
-		}
-		// A barrier recorded by an earlier owner still holds.
-		if r.nextAttempt.After(now) {
-			ln.blockedUntil = r.nextAttempt
-			l.block(ln)
-		}
-		l.lanes[k] = ln
+	ln, created := l.lanes.laneOf(r, now)
+	if created && ln.dest == nil && !l.unknown[r.dest] {
+		l.unknown[r.dest] = true
+		l.log.Warn("rows for a destination the workspace does not have stay pending", "destination", r.dest)
 	}
 	if ln.dest == nil && l.dropIfUnknown(ln, r, now) {
 		return
 	}
-	if !reloaded && ln.absorb(r) {
+	if !l.lanes.push(ln, r, now, reloaded) {
 		return
 	}
-	ln.rows = append(ln.rows, r)
-	l.buffered++
 	if l.nextLag.Sub(now) > lagEvery {
 		l.nextLag = now.Add(lagEvery)
-	}
-	l.enqueue(ln, now)
-}
-
-func (l *shardLoop) enqueue(ln *lane, now time.Time) {
-	if !ln.queued && ln.ready(now) {
-		ln.queued = true
-		l.ready[ln.dest] = append(l.ready[ln.dest], ln)
-	}
-}
-
-func (l *shardLoop) block(ln *lane) {
-	l.blocked[ln] = struct{}{}
-	if l.nextWake.IsZero() || ln.blockedUntil.Before(l.nextWake) {
-		l.nextWake = ln.blockedUntil
-	}
-}
-
-// unblock queues the lanes whose barrier has ended.
-func (l *shardLoop) unblock(now time.Time) {
-	l.nextWake = time.Time{}
-	for ln := range l.blocked {
-		if ln.blockedUntil.After(now) {
-			if l.nextWake.IsZero() || ln.blockedUntil.Before(l.nextWake) {
-				l.nextWake = ln.blockedUntil
-			}
-			continue
-		}
-		delete(l.blocked, ln)
-		l.settled(ln, now)
-	}
-	if l.nextWake.IsZero() {
-		l.nextWake = now.Add(time.Hour)
-	}
-}
-
-// spill drops from memory the rows of every stalled lane, so that lanes
-// that cannot move do not keep the shard from reading rows of lanes that
-// can. They are read again when their lane moves.
-func (l *shardLoop) spill(now time.Time) {
-	dropped := 0
-	for _, ln := range l.lanes {
-		if ln.stalled(now) {
-			dropped += ln.spill()
-		}
-	}
-	l.buffered -= dropped
-	if dropped > 0 {
-		l.log.Debug("spilled stalled lanes", "rows", dropped)
 	}
 }
 
@@ -156,8 +94,7 @@ func (l *shardLoop) reload(now time.Time) error {
 	if err := l.flushNow(); err != nil {
 		return err
 	}
-	lanes := l.reloads
-	l.reloads = nil
+	lanes := l.lanes.takeReloads()
 	reqs := make([]reload, 0, len(lanes))
 	for _, ln := range lanes {
 		reqs = append(reqs, reload{dest: ln.laneKey.dest, key: ln.key, from: ln.spillFrom, to: ln.spillEnd})
@@ -174,32 +111,13 @@ func (l *shardLoop) reload(now time.Time) error {
 	got := map[*lane]int{}
 	lastOf := map[*lane]pos{}
 	for _, r := range rows {
-		ln := l.lanes[laneKey{dest: r.dest, key: r.key}]
+		ln := l.lanes.lanes[laneKey{dest: r.dest, key: r.key}]
 		got[ln]++
 		lastOf[ln] = r.pos
 		l.add(r, now, true)
 	}
 	for _, ln := range lanes {
-		ln.reloaded(got[ln], reloadLimit, lastOf[ln])
-		l.settled(ln, now)
+		l.lanes.reloaded(ln, got[ln], reloadLimit, lastOf[ln], now)
 	}
 	return nil
-}
-
-// settled is called when a lane's state changed: it queues the lane, asks
-// for a reload, or forgets an empty lane.
-func (l *shardLoop) settled(ln *lane, now time.Time) {
-	switch {
-	case ln.busy:
-	case len(ln.rows) > 0:
-		l.enqueue(ln, now)
-	case ln.spilled:
-		if !ln.loading {
-			ln.loading = true
-			l.reloads = append(l.reloads, ln)
-		}
-	case !ln.blockedUntil.After(now):
-		delete(l.lanes, ln.laneKey)
-		delete(l.blocked, ln)
-	}
 }

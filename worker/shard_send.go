@@ -19,7 +19,7 @@ func (l *shardLoop) dispatch(now time.Time) {
 	for {
 		sent := false
 		for _, d := range l.destOrder {
-			if l.inflight[d] >= l.tuning.ShardConcurrency || len(l.ready[d]) == 0 {
+			if l.inflight[d] >= l.tuning.ShardConcurrency || !l.lanes.hasReady(d) {
 				continue
 			}
 			if l.sendBatch(d, now) {
@@ -32,46 +32,14 @@ func (l *shardLoop) dispatch(now time.Time) {
 	}
 }
 
-// sendBatch takes ready lanes of d off its queue, up to d's batch size of
-// events, and sends them as one request. It reports whether it sent one.
+// sendBatch takes ready lanes of d, up to d's batch size of events, and
+// sends them as one request; lanes past their retries are dead-lettered
+// instead. It reports whether it sent one.
 func (l *shardLoop) sendBatch(d *destination, now time.Time) bool {
-	limit := d.send.MaxBatchSize()
-	q := l.ready[d]
-	var lanes []*lane
-	var events []deliver.Event
-	for len(q) > 0 && len(events) < limit {
-		ln := q[0]
-		if !ln.ready(now) {
-			ln.queued = false
-			q = q[1:]
-			continue
-		}
-		if ln.solo && len(events) > 0 {
-			break // goes alone, in the next request
-		}
-		ln.queued = false
-		q = q[1:]
-		n := min(len(ln.rows), limit-len(events))
-		if ln.solo {
-			n = 1
-		}
-		if n = sendable(ln, n, d.retry, now); n == 0 {
-			l.expire(d, ln, now)
-			continue
-		}
-		for _, r := range ln.rows[:n] {
-			events = append(events, deliver.Event{MessageID: r.messageID, Payload: r.event})
-		}
-		ln.busy, ln.inflight = true, n
-		lanes = append(lanes, ln)
-		if ln.solo {
-			break
-		}
+	lanes, events, expired := l.lanes.batch(d, d.send.MaxBatchSize(), now)
+	for _, ln := range expired {
+		l.expire(d, ln, now)
 	}
-	if len(q) == 0 {
-		q = nil
-	}
-	l.ready[d] = q
 	if len(events) == 0 {
 		return false
 	}
@@ -125,18 +93,17 @@ func (l *shardLoop) expire(d *destination, ln *lane, now time.Time) {
 			break
 		}
 		dl := deadLetter{pos: r.pos, attempts: r.attempts, reason: expiredText(out), keepLast: true}
-		if i, ok := l.acks.retryAt[r.pos]; ok {
+		if last, ok := l.acks.lastRetry(r.pos); ok {
 			// Its last failure is not flushed yet: take it from there.
-			dl.status, dl.response, dl.keepLast = l.acks.retries[i].status, l.acks.retries[i].response, false
+			dl.status, dl.response, dl.keepLast = last.status, last.response, false
 		}
-		l.dead(dl)
+		l.acks.deadLetter(dl, now)
 		d.metrics.dead(out.reason(), 1)
 		n++
 	}
 	ln.inflight = n
-	l.take(ln)
-	ln.busy = true
-	l.ackLanes = append(l.ackLanes, ln) // busy until the flush
+	l.lanes.take(ln)
+	l.lanes.hold(ln)
 }
 
 func expiredText(o outcome) string {
@@ -166,15 +133,12 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 	case r.res.OK():
 		delivered := 0
 		for _, ln := range r.lanes {
-			ln.solo = false
 			for _, row := range ln.rows[:ln.inflight] {
-				l.ack(row.pos, now)
+				l.acks.deliver(row.pos, now)
 				d.metrics.latency.Observe(now.Sub(row.receivedAt).Seconds())
 			}
 			delivered += ln.inflight
-			l.take(ln)
-			ln.busy = false
-			l.settled(ln, now)
+			l.lanes.delivered(ln, now)
 		}
 		d.metrics.delivered.Add(float64(delivered))
 	case r.res.Retryable:
@@ -190,8 +154,7 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 		// alone to find out; this costs none of their attempts.
 		for _, ln := range r.lanes {
 			ln.solo = true
-			ln.busy, ln.inflight = false, 0
-			l.settled(ln, now)
+			l.lanes.release(ln, now)
 		}
 	default:
 		text := responseText(r.res)
@@ -201,12 +164,12 @@ func (l *shardLoop) handle(r *sendResult, now time.Time) {
 		}
 		for _, ln := range r.lanes {
 			for _, row := range ln.rows[:ln.inflight] {
-				l.dead(deadLetter{pos: row.pos, attempts: row.attempts + 1, status: r.res.Status, response: text,
-					reason: reasonText(reason, r.res)})
+				l.acks.deadLetter(deadLetter{pos: row.pos, attempts: row.attempts + 1, status: r.res.Status, response: text,
+					reason: reasonText(reason, r.res)}, now)
 			}
 			d.metrics.dead(reason, ln.inflight)
-			l.take(ln)
-			l.ackLanes = append(l.ackLanes, ln) // busy until the flush
+			l.lanes.take(ln)
+			l.lanes.hold(ln)
 		}
 	}
 }
@@ -223,8 +186,8 @@ func (l *shardLoop) retryLane(d *destination, ln *lane, res deliver.Result, now 
 		attempts := row.attempts + 1
 		out := judge(row, attempts, d.retry, now)
 		if out != retryLater {
-			l.dead(deadLetter{pos: row.pos, attempts: attempts, status: res.Status, response: text,
-				reason: reasonText(out.reason(), res)})
+			l.acks.deadLetter(deadLetter{pos: row.pos, attempts: attempts, status: res.Status, response: text,
+				reason: reasonText(out.reason(), res)}, now)
 			d.metrics.dead(out.reason(), 1)
 			deadCount++
 			continue
@@ -235,24 +198,16 @@ func (l *shardLoop) retryLane(d *destination, ln *lane, res deliver.Result, now 
 		row.attempts = attempts
 		row.nextAttempt = next
 		l.acks.retry(retry{pos: row.pos, attempts: attempts, next: next, status: res.Status, response: text})
-		l.noteAck(now)
+		l.acks.note(now)
 		keep = append(keep, row)
 	}
 	d.metrics.retried.Add(float64(len(keep)))
-	rest := ln.rows[ln.inflight:]
-	ln.rows = append(keep, rest...)
-	l.buffered -= deadCount
-	ln.inflight = 0
-	if len(keep) > 0 {
-		ln.blockedUntil = next
-		l.block(ln)
-	}
+	l.lanes.retry(ln, keep, next)
 	if deadCount > 0 {
-		l.ackLanes = append(l.ackLanes, ln) // busy until the flush
+		l.lanes.hold(ln)
 		return
 	}
-	ln.busy = false
-	l.settled(ln, now)
+	l.lanes.free(ln, now)
 }
 
 func reasonText(reason string, res deliver.Result) string {
@@ -272,32 +227,13 @@ func errText(res deliver.Result) string {
 	return res.Err.Error()
 }
 
-// take removes the lane's rows that were in flight from the buffer.
-func (l *shardLoop) take(ln *lane) { l.buffered -= ln.take() }
-
-func (l *shardLoop) ack(p pos, now time.Time) {
-	l.acks.delivered = append(l.acks.delivered, p)
-	l.noteAck(now)
-}
-
-func (l *shardLoop) dead(dl deadLetter) {
-	l.acks.dead = append(l.acks.dead, dl)
-	l.noteAck(time.Now())
-}
-
-func (l *shardLoop) noteAck(now time.Time) {
-	if l.firstAck.IsZero() {
-		l.firstAck = now
-	}
-}
-
 // flushIfDue writes the acknowledgements when enough wait, when they have
 // waited long enough, or when a dead letter holds up its lane.
 func (l *shardLoop) flushIfDue(now time.Time, stopping bool) error {
 	if l.acks.empty() {
 		return nil
 	}
-	if len(l.ackLanes) > 0 || len(l.acks.delivered) >= flushRows || now.Sub(l.firstAck) >= l.tuning.FlushInterval {
+	if l.lanes.holding() || len(l.acks.delivered) >= flushRows || now.Sub(l.acks.first) >= l.tuning.FlushInterval {
 		return l.flushNow()
 	}
 	return nil
@@ -316,17 +252,8 @@ func (l *shardLoop) flushNow() error {
 		return err
 	}
 	now := time.Now()
-	l.deleted += len(l.acks.delivered) + len(l.acks.dead)
-	if l.vacuum != nil && l.deleted >= l.tuning.VacuumRows && now.Sub(l.lastVacuum) >= l.tuning.VacuumEvery {
-		l.vacuum()
-		l.deleted, l.lastVacuum = 0, now
-	}
+	l.vacuum.deletedRows(len(l.acks.delivered)+len(l.acks.dead), now)
 	l.acks.reset()
-	l.firstAck = time.Time{}
-	for _, ln := range l.ackLanes {
-		ln.busy = false
-		l.settled(ln, now)
-	}
-	l.ackLanes = l.ackLanes[:0]
+	l.lanes.flushed(now)
 	return nil
 }

@@ -20,7 +20,7 @@ const unknownDestinationAge = workspace.DefaultMaxAge
 // unknownDestinationAge, and has such lanes' spilled rows read back, to
 // be dead-lettered as they come (see dropIfUnknown).
 func (l *shardLoop) dropUnknown(now time.Time) {
-	for _, ln := range l.lanes {
+	for _, ln := range l.lanes.lanes {
 		if ln.dest != nil {
 			continue
 		}
@@ -36,11 +36,11 @@ func (l *shardLoop) dropUnknown(now time.Time) {
 		}
 		if n > 0 {
 			ln.rows = keep
-			l.buffered -= n
+			l.lanes.drop(n)
 			continue
 		}
 		if !ln.busy && len(ln.rows) == 0 && ln.spilled && now.Sub(ln.spilledSince) >= unknownDestinationAge {
-			l.settled(ln, now) // reads the spilled rows back
+			l.lanes.settled(ln, now) // reads the spilled rows back
 		}
 	}
 }
@@ -52,12 +52,11 @@ func (l *shardLoop) dropIfUnknown(ln *lane, r *row, now time.Time) bool {
 	if now.Sub(r.receivedAt) < unknownDestinationAge {
 		return false
 	}
-	l.dead(deadLetter{pos: r.pos, attempts: r.attempts, keepLast: true,
-		reason: "unknown destination: the workspace has no destination " + ln.laneKey.dest})
+	l.acks.deadLetter(deadLetter{pos: r.pos, attempts: r.attempts, keepLast: true,
+		reason: "unknown destination: the workspace has no destination " + ln.laneKey.dest}, now)
 	l.metrics.deadLettered.WithLabelValues(ln.laneKey.dest, "unknown_destination").Inc()
 	if !ln.busy {
-		ln.busy = true
-		l.ackLanes = append(l.ackLanes, ln)
+		l.lanes.hold(ln)
 	}
 	return true
 }

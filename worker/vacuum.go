@@ -121,3 +121,23 @@ func connectVacuum(ctx context.Context, url string, t *Tuning, app string) (*pgx
 	defer cancel()
 	return pgx.ConnectConfig(ctx, cfg)
 }
+
+// vacuumPace is a shard loop's side of vacuuming: it asks for the shard's
+// table to be vacuumed once the loop has deleted VacuumRows rows since the
+// last ask, and not more often than VacuumEvery.
+type vacuumPace struct {
+	request func() // nil disables
+	tuning  *Tuning
+	deleted int // rows deleted since the last request
+	last    time.Time
+}
+
+// deletedRows records that n rows were deleted at now, and asks for a
+// vacuum when one is due.
+func (v *vacuumPace) deletedRows(n int, now time.Time) {
+	v.deleted += n
+	if v.request != nil && v.deleted >= v.tuning.VacuumRows && now.Sub(v.last) >= v.tuning.VacuumEvery {
+		v.request()
+		v.deleted, v.last = 0, now
+	}
+}
