@@ -35,7 +35,7 @@
 // long as the node keeps its sessions. Every worker watches every node
 // (watch.go): it ends the claim sessions of other workers idle past
 // ORDO_WORKER_SILENCE (live workers ping theirs every heartbeat, see
-// liveness.go), and claims, above its fair share if need be, the shards so
+// pinger.go), and claims, above its fair share if need be, the shards so
 // freed and those nobody has held past the liveness window (orphans.go).
 // Workers also execute shard moves (ORDO_WORKER_MOVES, see moves.go), so a
 // rebalance killed or cut off mid-move does not leave a shard fenced.
@@ -88,4 +88,26 @@
 // ORDO_WORKER_VACUUM_ROWS rows from it (at most every
 // ORDO_WORKER_VACUUM_EVERY), on a connection of its own. The soak of `make
 // bench` measures table sizes with it.
+//
+// # Files
+//
+// The process: main.go (flags, signals), worker.go (Run), config.go,
+// admin.go (/health, /ready, /metrics), metrics.go.
+//
+// Claims: manager.go (the claim manager's state and loop), heartbeat.go,
+// share.go (fair share and preference), claims.go (taking and letting go
+// of a shard), claim_conns.go (the connections claims share, per node),
+// session.go (one such connection: its lock and statements).
+//
+// Failover: watch.go (watching every node's sessions), orphans.go,
+// pinger.go, owners.go (ordo_catalog.shard_owners), moves.go (executing
+// moves).
+//
+// Delivery of one shard: shard_loop.go (the loop: when to read, send,
+// flush and let go), shard_read.go (reads, spills, reloads), shard_send.go
+// (requests and their results), shard_sql.go (its statements), lane.go
+// (one lane), lane_set.go (a shard's lanes and what schedules them),
+// row.go, acks.go (what a flush writes), judge.go (retry or dead letter),
+// destination.go, unknown_dest.go, wake.go (waking loops on commit),
+// vacuum.go.
 package worker
