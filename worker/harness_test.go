@@ -226,26 +226,39 @@ func (b *testBundle) insert(source string, dests []string, events []event) {
 	}
 }
 
+// eachNode runs fn on a connection to every node in turn, failing the
+// test at its first error.
+func (b *testBundle) eachNode(fn func(ctx context.Context, conn *pgx.Conn) error) {
+	b.t.Helper()
+	ctx := context.Background()
+	for _, url := range b.nodeURLs {
+		conn := b.connect(url)
+		err := fn(ctx, conn)
+		conn.Close(ctx)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}
+
 // pending counts the rows left in every shard table.
 func (b *testBundle) pending() int64 {
 	b.t.Helper()
-	ctx := context.Background()
 	var total int64
-	for _, url := range b.nodeURLs {
-		conn := b.connect(url)
+	b.eachNode(func(ctx context.Context, conn *pgx.Conn) error {
 		shards, err := schema.List(ctx, conn)
 		if err != nil {
-			b.t.Fatal(err)
+			return err
 		}
 		for _, s := range shards {
 			n, err := schema.Pending(ctx, conn, s)
 			if err != nil {
-				b.t.Fatal(err)
+				return err
 			}
 			total += n
 		}
-		conn.Close(ctx)
-	}
+		return nil
+	})
 	return total
 }
 
@@ -254,18 +267,14 @@ func (b *testBundle) pending() int64 {
 func (b *testBundle) shardLocks() int {
 	b.t.Helper()
 	total := 0
-	for _, url := range b.nodeURLs {
-		conn := b.connect(url)
+	b.eachNode(func(ctx context.Context, conn *pgx.Conn) error {
 		var n int
-		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks
 			WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND objsubid = 2
 			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, schema.LockClass).Scan(&n)
-		if err != nil {
-			b.t.Fatal(err)
-		}
 		total += n
-		conn.Close(context.Background())
-	}
+		return err
+	})
 	return total
 }
 
@@ -278,24 +287,19 @@ type deadLetter struct {
 
 func (b *testBundle) deadLetters() []deadLetter {
 	b.t.Helper()
-	ctx := context.Background()
 	var out []deadLetter
-	for _, url := range b.nodeURLs {
-		conn := b.connect(url)
+	b.eachNode(func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, `SELECT message_id, destination_id, reason, coalesce(last_response, ''), last_status, attempts FROM ordo.dead_letters ORDER BY shard, epoch, seq`)
 		if err != nil {
-			b.t.Fatal(err)
+			return err
 		}
 		var d deadLetter
 		_, err = pgx.ForEachRow(rows, []any{&d.MessageID, &d.Destination, &d.Reason, &d.Response, &d.Status, &d.Attempts}, func() error {
 			out = append(out, d)
 			return nil
 		})
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		conn.Close(ctx)
-	}
+		return err
+	})
 	return out
 }
 
@@ -447,6 +451,26 @@ type hook struct {
 	first     map[string]int // messageId → index in delivered of its first delivery
 	requests  int
 	batches   int // requests with more than one event
+}
+
+// downHook returns a hook that answers every request 503 "down", and the
+// count of requests that carried each messageId.
+func downHook(t *testing.T) (h *hook, tries func(messageID string) int) {
+	var mu sync.Mutex
+	counts := map[string]int{}
+	h = newHook(t, func(events []event) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			counts[e.messageID()]++
+		}
+		return 503, "down"
+	})
+	return h, func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[id]
+	}
 }
 
 func newHook(t *testing.T, decide func(events []event) (int, string)) *hook {

@@ -12,12 +12,11 @@ import (
 
 var testRetry = workspace.RetryPolicy{InitialBackoff: time.Second, MaxBackoff: time.Minute, MaxAttempts: 3, MaxAge: time.Hour}
 
-func newTestLanes(capacity int, dests ...string) *laneSet {
-	m := map[string]*destination{}
-	for _, id := range dests {
-		m[id] = &destination{id: id, retry: testRetry}
-	}
-	return newLaneSet(m, capacity)
+// hookLanes returns a set of the given capacity for one destination,
+// "hook".
+func hookLanes(capacity int) (*laneSet, *destination) {
+	d := &destination{id: "hook", retry: testRetry}
+	return newLaneSet(map[string]*destination{"hook": d}, capacity), d
 }
 
 // put reads a row of dest and key with the given seq into s.
@@ -26,6 +25,21 @@ func put(s *laneSet, dest, key string, seq int64, now time.Time) *row {
 	ln, _ := s.laneOf(r, now)
 	s.push(ln, r, now, false)
 	return r
+}
+
+// failedLane reads rows a1, a2, b3 into a set of the given capacity and
+// fails lane a's head retryably: it is to be tried again after wait.
+func failedLane(capacity int, now time.Time, wait time.Duration) (s *laneSet, d *destination, a *lane, next time.Time) {
+	s, d = hookLanes(capacity)
+	put(s, "hook", "a", 1, now)
+	put(s, "hook", "a", 2, now)
+	put(s, "hook", "b", 3, now)
+	lanes, _, _ := s.batch(d, 1, now)
+	a = lanes[0]
+	next = now.Add(wait)
+	s.retry(a, a.rows[:1], next)
+	s.free(a, now)
+	return s, d, a, next
 }
 
 func seqsOf(lanes []*lane) [][]int64 {
@@ -43,8 +57,7 @@ func seqsOf(lanes []*lane) [][]int64 {
 func TestLaneSetBatchesReadyLanesInOrder(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(100, "hook")
-	d := s.dests["hook"]
+	s, d := hookLanes(100)
 	put(s, "hook", "a", 1, now)
 	put(s, "hook", "b", 2, now)
 	put(s, "hook", "a", 3, now)
@@ -90,8 +103,7 @@ func TestLaneSetBatchesReadyLanesInOrder(t *testing.T) {
 func TestLaneSetSoloLaneGoesAlone(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(100, "hook")
-	d := s.dests["hook"]
+	s, d := hookLanes(100)
 	put(s, "hook", "a", 1, now)
 	put(s, "hook", "b", 2, now)
 	put(s, "hook", "b", 3, now)
@@ -129,19 +141,9 @@ func TestLaneSetSoloLaneGoesAlone(t *testing.T) {
 func TestLaneSetBarrier(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(100, "hook")
-	d := s.dests["hook"]
-	put(s, "hook", "a", 1, now)
-	put(s, "hook", "a", 2, now)
-	put(s, "hook", "b", 3, now)
-	lanes, _, _ := s.batch(d, 1, now)
-	a := lanes[0]
-
 	// Lane a failed: its head is tried again after the barrier, its
 	// second row waits behind it, and lane b goes meanwhile.
-	next := now.Add(5 * time.Second)
-	s.retry(a, a.rows[:1], next)
-	s.free(a, now)
+	s, d, _, next := failedLane(100, now, 5*time.Second)
 	if got, _, _ := s.batch(d, 10, now); len(got) != 1 || got[0].key != "b" {
 		t.Fatalf("behind a's barrier the batch carries %v; want only lane b", seqsOf(got))
 	}
@@ -163,7 +165,7 @@ func TestLaneSetBarrier(t *testing.T) {
 func TestLaneSetKeepsRecordedBarrier(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(100, "hook")
+	s, _ := hookLanes(100)
 	r := &row{pos: pos{1, 1}, dest: "hook", key: "a", receivedAt: now, attempts: 1, nextAttempt: now.Add(time.Minute)}
 	ln, created := s.laneOf(r, now)
 	s.push(ln, r, now, false)
@@ -178,8 +180,7 @@ func TestLaneSetKeepsRecordedBarrier(t *testing.T) {
 func TestLaneSetRetryDropsWhatWasDeadLettered(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(100, "hook")
-	d := s.dests["hook"]
+	s, d := hookLanes(100)
 	for seq := int64(1); seq <= 4; seq++ {
 		put(s, "hook", "a", seq, now)
 	}
@@ -208,8 +209,7 @@ func TestLaneSetRetryDropsWhatWasDeadLettered(t *testing.T) {
 func TestLaneSetExpiredHead(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(100, "hook")
-	d := s.dests["hook"]
+	s, d := hookLanes(100)
 	old := &row{pos: pos{1, 1}, dest: "hook", key: "a", receivedAt: now.Add(-2 * time.Hour), attempts: 1}
 	ln, _ := s.laneOf(old, now)
 	s.push(ln, old, now, false)
@@ -228,16 +228,7 @@ func TestLaneSetExpiredHead(t *testing.T) {
 func TestLaneSetSpillAndReload(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	s := newTestLanes(4, "hook")
-	d := s.dests["hook"]
-	put(s, "hook", "a", 1, now)
-	put(s, "hook", "a", 2, now)
-	put(s, "hook", "b", 3, now)
-	lanes, _, _ := s.batch(d, 1, now)
-	a := lanes[0]
-	next := now.Add(time.Second)
-	s.retry(a, a.rows[:1], next)
-	s.free(a, now)
+	s, _, a, next := failedLane(4, now, time.Second)
 	if s.room() != 1 {
 		t.Fatalf("room %d, want 1", s.room())
 	}
@@ -273,7 +264,7 @@ func TestLaneSetSpillAndReload(t *testing.T) {
 func TestLaneSetOldestCountsSpilledRows(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
-	s := newTestLanes(10, "hook")
+	s, _ := hookLanes(10)
 	if !s.oldest().IsZero() {
 		t.Fatal("an empty set has an oldest row")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,26 +153,15 @@ func TestSpilledLanesRecover(t *testing.T) {
 // worker killed and replaced does not give events a fresh set of attempts.
 func TestRestartKeepsAttempts(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	tries := map[string]int{}
-	h := newHook(t, func(events []event) (int, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			tries[e.messageID()]++
-		}
-		return 503, "down"
-	})
+	h, tries := downHook(t)
 	retry := `{"initialBackoff": "400ms", "maxBackoff": "400ms", "maxAttempts": 4, "maxAge": "1h"}`
 	b := setup(t, 2, workspaceJSON("hook|1|"+retry), map[string]*hook{"hook": h})
 	w := b.startWorker()
 	events := stream(5, 1, "k")
 	b.insert("web", []string{"hook"}, events)
 	eventually(t, 10*time.Second, "two attempts each", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
 		for _, e := range events {
-			if tries[e.messageID()] < 2 {
+			if tries(e.messageID()) < 2 {
 				return false
 			}
 		}
@@ -188,11 +176,9 @@ func TestRestartKeepsAttempts(t *testing.T) {
 			t.Errorf("dead letter %s has %d attempts, want 4", d.MessageID, d.Attempts)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for id, n := range tries {
-		if n > 5 {
-			t.Errorf("event %s was sent %d times, want at most 4 (5 if a kill lost one)", id, n)
+	for _, e := range events {
+		if n := tries(e.messageID()); n > 5 {
+			t.Errorf("event %s was sent %d times, want at most 4 (5 if a kill lost one)", e.messageID(), n)
 		}
 	}
 }

@@ -20,6 +20,20 @@ import (
 // rowColumns are the columns scanRow reads, in order.
 const rowColumns = `epoch, seq, ordering_key, destination_id, message_id, received_at, event, attempts, next_attempt_at`
 
+// queryRows runs sql, which selects rowColumns, and returns its rows; an
+// error says what failed.
+func queryRows(ctx context.Context, conn *pgx.Conn, what string, sql string, args ...any) ([]*row, error) {
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := scanRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 func scanRows(rows pgx.Rows) ([]*row, error) {
 	var out []*row
 	for rows.Next() {
@@ -44,16 +58,8 @@ func scanRows(rows pgx.Rows) ([]*row, error) {
 // commits, so rows become visible in this order: none can appear behind the
 // cursor later.
 func readRows(ctx context.Context, conn *pgx.Conn, shard int, after pos, limit int) ([]*row, error) {
-	rows, err := conn.Query(ctx, `SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
+	return queryRows(ctx, conn, fmt.Sprintf("reading shard %d", shard), `SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+`
 		WHERE (epoch, seq) > ($1, $2) ORDER BY epoch, seq LIMIT $3`, after.epoch, after.seq, limit)
-	if err != nil {
-		return nil, fmt.Errorf("reading shard %d: %w", shard, err)
-	}
-	out, err := scanRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("reading shard %d: %w", shard, err)
-	}
-	return out, nil
 }
 
 // epochGroup is the sequence numbers of some rows of one epoch.
@@ -99,7 +105,7 @@ func reloadRows(ctx context.Context, conn *pgx.Conn, shard int, reqs []reload, l
 		dests[i], keys[i] = r.dest, r.key
 		fe[i], fs[i], te[i], ts[i] = r.from.epoch, r.from.seq, r.to.epoch, r.to.seq
 	}
-	rows, err := conn.Query(ctx, `SELECT r.* FROM
+	return queryRows(ctx, conn, fmt.Sprintf("reloading shard %d lanes", shard), `SELECT r.* FROM
 		unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS l(dest, key, fe, fs, te, ts)
 		CROSS JOIN LATERAL (
 			SELECT `+rowColumns+` FROM `+schema.Table(shard).Sanitize()+` t
@@ -107,14 +113,6 @@ func reloadRows(ctx context.Context, conn *pgx.Conn, shard int, reqs []reload, l
 			  AND (t.epoch, t.seq) >= (l.fe, l.fs) AND (t.epoch, t.seq) <= (l.te, l.ts)
 			ORDER BY t.epoch, t.seq LIMIT $7) r
 		ORDER BY r.epoch, r.seq`, dests, keys, fe, fs, te, ts, limit)
-	if err != nil {
-		return nil, fmt.Errorf("reloading shard %d lanes: %w", shard, err)
-	}
-	out, err := scanRows(rows)
-	if err != nil {
-		return nil, fmt.Errorf("reloading shard %d lanes: %w", shard, err)
-	}
-	return out, nil
 }
 
 // flush writes a in one transaction on the claim connection: delivered rows

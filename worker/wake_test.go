@@ -33,19 +33,15 @@ func (b *testBundle) startListening(env ...string) *proc {
 func (b *testBundle) listeners() int {
 	b.t.Helper()
 	n := 0
-	for _, url := range b.nodeURLs {
-		conn := b.connect(url)
+	b.eachNode(func(ctx context.Context, conn *pgx.Conn) error {
 		var c int
-		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name LIKE 'ordo-worker % listener'`).Scan(&c)
-		if err != nil {
-			b.t.Fatal(err)
-		}
 		if c > 0 {
 			n++
 		}
-		conn.Close(context.Background())
-	}
+		return err
+	})
 	return n
 }
 
@@ -99,14 +95,11 @@ func TestWakeAfterListenerLost(t *testing.T) {
 	h := newHook(t, nil)
 	b := setup(t, 8, workspaceJSON("hook|1|"+fastRetry), map[string]*hook{"hook": h})
 	p := b.startListening(noPoll)
-	ctx := context.Background()
-	for _, url := range b.nodeURLs {
-		conn := b.connect(url)
-		if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-			WHERE datname = current_database() AND application_name LIKE 'ordo-worker % listener'`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b.eachNode(func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name LIKE 'ordo-worker % listener'`)
+		return err
+	})
 	// The listeners come back after listenRetry: these rows commit while
 	// they are away.
 	events := stream(20, 3, "k")

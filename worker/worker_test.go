@@ -188,16 +188,7 @@ func TestMaxAgeReachedBehindBarrier(t *testing.T) {
 }
 
 func testMaxAgeBehindBarrier(t *testing.T, retry string, env []string) {
-	var mu sync.Mutex
-	tries := map[string]int{}
-	h := newHook(t, func(events []event) (int, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range events {
-			tries[e.messageID()]++
-		}
-		return 503, "down"
-	})
+	h, tries := downHook(t)
 	// The first retry is due after maxAge.
 	b := setup(t, 4, workspaceJSON("hook|1|"+retry), map[string]*hook{"hook": h})
 	w := b.startWorker(env...)
@@ -205,10 +196,8 @@ func testMaxAgeBehindBarrier(t *testing.T, retry string, env []string) {
 	events := stream(3, 2, "k")
 	b.insert("web", []string{"hook"}, events)
 	eventually(t, 20*time.Second, "every event dead-lettered", func() bool { return b.pending() == 0 })
-	mu.Lock()
-	defer mu.Unlock()
 	for _, e := range events {
-		if n := tries[e.messageID()]; n != 1 {
+		if n := tries(e.messageID()); n != 1 {
 			t.Errorf("event %s was sent %d times, want once", e.messageID(), n)
 		}
 	}
