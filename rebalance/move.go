@@ -122,34 +122,33 @@ func (m *mover) nodeConn(ctx context.Context, node string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// sourceConn returns the session with the move's source node, opened and
+// claimed (claimNode) on first use.
 func (m *mover) sourceConn(ctx context.Context) (*pgx.Conn, error) {
-	if m.source == nil {
-		c, err := m.nodeConn(ctx, m.mv.Source)
-		if err != nil {
-			return nil, err
-		}
-		if err := m.claimNode(ctx, c, m.mv.Source); err != nil {
-			c.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-		m.source = c
-	}
-	return m.source, nil
+	return m.claimedConn(ctx, &m.source, m.mv.Source)
 }
 
+// targetConn returns the session with the move's target node, opened and
+// claimed (claimNode) on first use.
 func (m *mover) targetConn(ctx context.Context) (*pgx.Conn, error) {
-	if m.target == nil {
-		c, err := m.nodeConn(ctx, m.mv.Target)
+	return m.claimedConn(ctx, &m.target, m.mv.Target)
+}
+
+// claimedConn returns *held, first opening a session with node into it
+// and claiming the node for the move there.
+func (m *mover) claimedConn(ctx context.Context, held **pgx.Conn, node string) (*pgx.Conn, error) {
+	if *held == nil {
+		c, err := m.nodeConn(ctx, node)
 		if err != nil {
 			return nil, err
 		}
-		if err := m.claimNode(ctx, c, m.mv.Target); err != nil {
+		if err := m.claimNode(ctx, c, node); err != nil {
 			c.Close(context.WithoutCancel(ctx))
 			return nil, err
 		}
-		m.target = c
+		*held = c
 	}
-	return m.target, nil
+	return *held, nil
 }
 
 // executorLockClass is the first key of the lock ("omxe") that a move's
