@@ -282,20 +282,10 @@ func detachEmpty(ctx context.Context, conn *pgx.Conn, log *slog.Logger) error {
 
 // loadOpenMoves returns the moves still to finish: pending or running,
 // and failed ones that had passed the cut-over (they must roll forward).
-func loadOpenMoves(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}) ([]moveRow, error) {
-	rows, err := q.Query(ctx, `SELECT `+moveColumns+` FROM ordo_catalog.moves
+func loadOpenMoves(ctx context.Context, q querier) ([]moveRow, error) {
+	return queryMoves[moveRow](ctx, q, "open moves", `SELECT `+moveColumns+` FROM ordo_catalog.moves
 		WHERE state IN ('pending', 'running') OR (state = 'failed' AND step IN ('flipped', 'copied', 'source_dropped'))
 		ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("reading open moves: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[moveRow])
-	if err != nil {
-		return nil, fmt.Errorf("reading open moves: %w", err)
-	}
-	return out, nil
 }
 
 // effectivePlacement is the placement once the open moves are done. A
