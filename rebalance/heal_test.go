@@ -56,10 +56,15 @@ func heal(t *testing.T, catalog string) {
 }
 
 // moveState returns the step and state of the latest move, or "" when
-// there is none yet.
+// there is none yet. Tests poll it, so its session ends on return.
 func (b *testBundle) moveState(t *testing.T) (step, state string) {
 	t.Helper()
-	err := connect(t, b.catalog).QueryRow(t.Context(), `SELECT step, state FROM ordo_catalog.moves ORDER BY id DESC LIMIT 1`).Scan(&step, &state)
+	conn, err := pgx.Connect(t.Context(), b.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(t.Context(), `SELECT step, state FROM ordo_catalog.moves ORDER BY id DESC LIMIT 1`).Scan(&step, &state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ""
 	}
