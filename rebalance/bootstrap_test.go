@@ -58,15 +58,7 @@ func TestStatus(t *testing.T) {
 		}
 	}
 
-	r, err := Status(t.Context(), b.catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	if err := r.Print(&sb); err != nil {
-		t.Fatal(err)
-	}
-	out := sb.String()
+	r, out := b.status(t)
 	t.Log(out)
 	if !strings.Contains(out, "cluster: 8 shards on 2 nodes") {
 		t.Errorf("status lacks the cluster line:\n%s", out)

@@ -21,9 +21,7 @@ func TestFailedMoveRollsBack(t *testing.T) {
 	defer func(a, b int, c time.Duration) { moveMaxAttempts, fenceAttempts, fenceLockTimeout = a, b, c }(moveMaxAttempts, fenceAttempts, fenceLockTimeout)
 	moveMaxAttempts, fenceAttempts, fenceLockTimeout = 2, 2, 100*time.Millisecond
 
-	b := setup(t, 2)
-	b.run(t, b.config(t, 2, 1))
-	written := b.fill(t, 5)
+	b, written := setupFilled(t, 2, 2, 5)
 
 	blocker := connect(t, b.nodes[0].URL())
 	tx, err := blocker.Begin(t.Context())
@@ -60,16 +58,9 @@ func TestFailedMoveRollsBack(t *testing.T) {
 	if tables, err := schema.List(t.Context(), target); err != nil || len(tables) != 0 {
 		t.Errorf("target kept tables %v after rollback (err %v)", tables, err)
 	}
-	r, err := Status(t.Context(), b.catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	if err := r.Print(&sb); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(sb.String(), "moves in progress: none") || !strings.Contains(sb.String(), "rolled back in the last day: 1") {
-		t.Errorf("status after a rolled-back move:\n%s", sb.String())
+	_, status := b.status(t)
+	if !strings.Contains(status, "moves in progress: none") || !strings.Contains(status, "rolled back in the last day: 1") {
+		t.Errorf("status after a rolled-back move:\n%s", status)
 	}
 
 	b.run(t, b.config(t, 2, 1, 2))
@@ -81,9 +72,7 @@ func TestFailedMoveRollsBack(t *testing.T) {
 // shard moves once, and every row is in place once.
 func TestConcurrentRuns(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 3)
-	b.run(t, b.config(t, 12, 1))
-	written := b.fill(t, 10)
+	b, written := setupFilled(t, 3, 12, 10)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

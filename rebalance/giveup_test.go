@@ -27,9 +27,7 @@ func TestLostFlipAnswerDoesNotRollBack(t *testing.T) {
 		t.Run(fmt.Sprintf("committed=%v", committed), func(t *testing.T) {
 			defer func(n int) { moveMaxAttempts, testFlipHook = n, nil }(moveMaxAttempts)
 			moveMaxAttempts = 1
-			b := setup(t, 2)
-			b.run(t, b.config(t, 2, 1))
-			written := b.fill(t, 5)
+			b, written := setupFilled(t, 2, 2, 5)
 
 			admin := connect(t, b.catalog)
 			var once sync.Once
@@ -83,14 +81,9 @@ func TestLostFlipAnswerDoesNotRollBack(t *testing.T) {
 // table that is gone.
 func TestResumeRepairsAnInterruptedRollback(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2)
-	b.run(t, b.config(t, 2, 1))
-	written := b.fill(t, 5)
+	b, written := setupFilled(t, 2, 2, 5)
 	env := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_NODES=" + b.nodesEnv(1, 2), "ORDO_LOG_LEVEL=warn"}
-	out, ps := runProcess(t, append(env, "ORDO_FAILPOINTS=move.after_"+StepFenced))
-	if !killed(ps) {
-		t.Fatalf("rebalance with a fail point: %v, want killed\n%s", ps, out)
-	}
+	runKilled(t, env, "move.after_"+StepFenced)
 	var shard int
 	if err := connect(t, b.catalog).QueryRow(t.Context(), `SELECT shard FROM ordo_catalog.moves WHERE step = 'fenced'`).Scan(&shard); err != nil {
 		t.Fatalf("finding the fenced move: %v", err)
@@ -102,7 +95,7 @@ func TestResumeRepairsAnInterruptedRollback(t *testing.T) {
 	if err := schema.Drop(t.Context(), dst, shard); err != nil {
 		t.Fatal(err)
 	}
-	out, ps = runProcess(t, env)
+	out, ps := runProcess(t, env)
 	if ps.ExitCode() != 0 {
 		t.Fatalf("re-run: exit %d\n%s", ps.ExitCode(), out)
 	}

@@ -56,10 +56,15 @@ func heal(t *testing.T, catalog string) {
 }
 
 // moveState returns the step and state of the latest move, or "" when
-// there is none yet.
+// there is none yet. Tests poll it, so its session ends on return.
 func (b *testBundle) moveState(t *testing.T) (step, state string) {
 	t.Helper()
-	err := connect(t, b.catalog).QueryRow(t.Context(), `SELECT step, state FROM ordo_catalog.moves ORDER BY id DESC LIMIT 1`).Scan(&step, &state)
+	conn, err := pgx.Connect(t.Context(), b.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(t.Context(), `SELECT step, state FROM ordo_catalog.moves ORDER BY id DESC LIMIT 1`).Scan(&step, &state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ""
 	}
@@ -90,14 +95,9 @@ func TestHealResumesAbandonedMoves(t *testing.T) {
 	for _, step := range []string{StepFenced, StepFlipped} {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, 2)
-			b.run(t, b.config(t, 2, 1))
-			written := b.fill(t, 5)
+			b, written := setupFilled(t, 2, 2, 5)
 			env := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_NODES=" + b.nodesEnv(1, 2), "ORDO_LOG_LEVEL=warn"}
-			out, ps := runProcess(t, append(env, "ORDO_FAILPOINTS=move.after_"+step))
-			if !killed(ps) {
-				t.Fatalf("rebalance with a fail point: %v, want killed\n%s", ps, out)
-			}
+			runKilled(t, env, "move.after_"+step)
 			heal(t, b.catalog)
 			took := waitUntil(t, 20*time.Second, "the abandoned move done", func() bool {
 				_, state := b.moveState(t)
@@ -118,9 +118,7 @@ func TestHealResumesAbandonedMoves(t *testing.T) {
 // and finish the move within seconds.
 func TestHealTakesOverASilentExecutor(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2)
-	b.run(t, b.config(t, 2, 1))
-	written := b.fill(t, 5)
+	b, written := setupFilled(t, 2, 2, 5)
 	env := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_NODES=" + b.nodesEnv(1, 2), "ORDO_LOG_LEVEL=info",
 		"ORDO_FAILPOINTS=move.after_" + StepFenced + "=pause"}
 	cmd, _ := startProcess(t, env)

@@ -2,7 +2,6 @@ package rebalance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -174,21 +173,16 @@ func (w *MoveWorker) sourceSlot(ctx context.Context, c *pgx.Conn, source string)
 	return -1, nil
 }
 
-func loadMove(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, id int64) (*moveRow, error) {
-	rows, err := q.Query(ctx, `SELECT `+moveColumns+` FROM ordo_catalog.moves WHERE id = $1`, id)
+// loadMove reads move id; a move that does not exist cancels the job.
+func loadMove(ctx context.Context, q querier, id int64) (*moveRow, error) {
+	mvs, err := queryMoves[moveRow](ctx, q, fmt.Sprintf("move %d", id), `SELECT `+moveColumns+` FROM ordo_catalog.moves WHERE id = $1`, id)
 	if err != nil {
-		return nil, fmt.Errorf("reading move %d: %w", id, err)
+		return nil, err
 	}
-	mv, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[moveRow])
-	if errors.Is(err, pgx.ErrNoRows) {
+	if len(mvs) == 0 {
 		return nil, river.JobCancel(fmt.Errorf("move %d does not exist", id))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading move %d: %w", id, err)
-	}
-	return &mv, nil
+	return &mvs[0], nil
 }
 
 func nodeURLs(ctx context.Context, c *pgx.Conn) (map[string]string, error) {

@@ -32,11 +32,11 @@ var stepOrder = map[string]int{StepPlanned: 0, StepTargetReady: 1, StepFenced: 2
 // after which it can only roll forward.
 func flippedAlready(step string) bool { return stepOrder[step] >= stepOrder[StepFlipped] }
 
-// moveRow is a move as recorded in the catalog.
 // moveColumns are the columns of ordo_catalog.moves that moveRow holds,
 // for pgx.RowToStructByName.
 const moveColumns = "id, shard, source, target, from_epoch, to_epoch, step, state"
 
+// moveRow is a move as recorded in the catalog.
 type moveRow struct {
 	ID        int64
 	Shard     int
@@ -46,6 +46,25 @@ type moveRow struct {
 	ToEpoch   int64
 	Step      string
 	State     string
+}
+
+// querier runs a query: a connection, a pool or a transaction.
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+// queryMoves returns the rows of the moves that sql selects as T, a
+// moveRow or a struct that embeds one; what names them in errors.
+func queryMoves[T any](ctx context.Context, q querier, what, sql string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[T])
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // Tuning of the move steps (variables so tests can shorten them).
@@ -122,34 +141,33 @@ func (m *mover) nodeConn(ctx context.Context, node string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// sourceConn returns the session with the move's source node, opened and
+// claimed (claimNode) on first use.
 func (m *mover) sourceConn(ctx context.Context) (*pgx.Conn, error) {
-	if m.source == nil {
-		c, err := m.nodeConn(ctx, m.mv.Source)
-		if err != nil {
-			return nil, err
-		}
-		if err := m.claimNode(ctx, c, m.mv.Source); err != nil {
-			c.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-		m.source = c
-	}
-	return m.source, nil
+	return m.claimedConn(ctx, &m.source, m.mv.Source)
 }
 
+// targetConn returns the session with the move's target node, opened and
+// claimed (claimNode) on first use.
 func (m *mover) targetConn(ctx context.Context) (*pgx.Conn, error) {
-	if m.target == nil {
-		c, err := m.nodeConn(ctx, m.mv.Target)
+	return m.claimedConn(ctx, &m.target, m.mv.Target)
+}
+
+// claimedConn returns *held, first opening a session with node into it
+// and claiming the node for the move there.
+func (m *mover) claimedConn(ctx context.Context, held **pgx.Conn, node string) (*pgx.Conn, error) {
+	if *held == nil {
+		c, err := m.nodeConn(ctx, node)
 		if err != nil {
 			return nil, err
 		}
-		if err := m.claimNode(ctx, c, m.mv.Target); err != nil {
+		if err := m.claimNode(ctx, c, node); err != nil {
 			c.Close(context.WithoutCancel(ctx))
 			return nil, err
 		}
-		m.target = c
+		*held = c
 	}
-	return m.target, nil
+	return *held, nil
 }
 
 // executorLockClass is the first key of the lock ("omxe") that a move's

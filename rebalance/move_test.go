@@ -21,18 +21,12 @@ import (
 // order written.
 func (b *testBundle) fill(t *testing.T, perShard int) map[int][]string {
 	t.Helper()
-	snap := b.snapshot(t)
 	written := map[int][]string{}
-	for i, c := range b.nodes {
-		name := fmt.Sprintf("node%d", i+1)
-		conn := connect(t, c.URL())
-		for _, p := range snap.Shards {
-			if p.Node != name {
-				continue
-			}
+	for _, node := range b.byNode(t, b.snapshot(t)) {
+		for _, p := range node.shards {
 			for j := range perShard {
 				id := fmt.Sprintf("m-%d-%d", p.Shard, j)
-				_, err := conn.Exec(t.Context(), "INSERT INTO "+schema.Table(p.Shard).Sanitize()+
+				_, err := node.conn.Exec(t.Context(), "INSERT INTO "+schema.Table(p.Shard).Sanitize()+
 					` (ordering_key, source_id, destination_id, message_id, received_at, event) VALUES ($1, 'web', 'hook', $2, now(), $3)`,
 					fmt.Sprintf("user-%d", j%3), id, fmt.Sprintf(`{"n": %d, "messageId": %q}`, j, id))
 				if err != nil {
@@ -40,7 +34,7 @@ func (b *testBundle) fill(t *testing.T, perShard int) map[int][]string {
 				}
 				written[p.Shard] = append(written[p.Shard], id)
 			}
-			_, err := conn.Exec(t.Context(), `INSERT INTO ordo.dead_letters (shard, epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, attempts, last_status, last_response, reason)
+			_, err := node.conn.Exec(t.Context(), `INSERT INTO ordo.dead_letters (shard, epoch, seq, ordering_key, source_id, destination_id, message_id, received_at, event, attempts, last_status, last_response, reason)
 				VALUES ($1, $2, 0, 'k', 'web', 'hook', $3, now(), '{}', 1, 400, 'bad', 'status 400')`, p.Shard, p.Epoch, fmt.Sprintf("dead-%d", p.Shard))
 			if err != nil {
 				t.Fatal(err)
@@ -54,14 +48,9 @@ func (b *testBundle) fill(t *testing.T, perShard int) map[int][]string {
 // once, in the order written, with its dead letter beside them.
 func (b *testBundle) checkRows(t *testing.T, written map[int][]string) {
 	t.Helper()
-	snap := b.snapshot(t)
-	for i, c := range b.nodes {
-		name := fmt.Sprintf("node%d", i+1)
-		conn := connect(t, c.URL())
-		for _, p := range snap.Shards {
-			if p.Node != name {
-				continue
-			}
+	for _, node := range b.byNode(t, b.snapshot(t)) {
+		name, conn := node.name, node.conn
+		for _, p := range node.shards {
 			rows, err := conn.Query(t.Context(), "SELECT message_id FROM "+schema.Table(p.Shard).Sanitize()+" ORDER BY epoch, seq")
 			if err != nil {
 				t.Fatal(err)
@@ -83,16 +72,8 @@ func (b *testBundle) checkRows(t *testing.T, written map[int][]string) {
 			}
 		}
 		var strays int
-		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM ordo.dead_letters`).Scan(&strays); err == nil {
-			held := 0
-			for _, p := range snap.Shards {
-				if p.Node == name {
-					held++
-				}
-			}
-			if strays != held {
-				t.Errorf("%s holds %d dead letters, want %d (one per shard it holds)", name, strays, held)
-			}
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM ordo.dead_letters`).Scan(&strays); err == nil && strays != len(node.shards) {
+			t.Errorf("%s holds %d dead letters, want %d (one per shard it holds)", name, strays, len(node.shards))
 		}
 	}
 }
@@ -117,10 +98,7 @@ func TestMoveUpAndDown(t *testing.T) {
 	b.checkPlacement(t, 2, 3)
 	b.checkRows(t, written)
 
-	r, err := Status(t.Context(), b.catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := b.status(t)
 	for _, n := range r.Nodes {
 		if n.Name == "node1" && (n.State != "detached" || n.Shards != 0) {
 			t.Errorf("node1 after scale-in: %+v, want detached with 0 shards", n)
@@ -144,9 +122,7 @@ func TestMoveUpAndDown(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2)
-	b.run(t, b.config(t, 8, 1))
-	b.fill(t, 3)
+	b, _ := setupFilled(t, 2, 8, 3)
 	before := b.snapshot(t)
 	var out strings.Builder
 	if err := Run(t.Context(), b.config(t, 8, 1, 2), Options{DryRun: true, Out: &out}); err != nil {
@@ -176,9 +152,14 @@ func runProcess(t *testing.T, env []string, args ...string) (string, *os.Process
 	return string(out), cmd.ProcessState
 }
 
-func killed(ps *os.ProcessState) bool {
-	ws, ok := ps.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+// runKilled runs the rebalance binary with env and the fail point fp,
+// which must kill it.
+func runKilled(t *testing.T, env []string, fp string) {
+	t.Helper()
+	out, ps := runProcess(t, append(slices.Clip(env), "ORDO_FAILPOINTS="+fp))
+	if ws, ok := ps.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("rebalance with fail point %s: %v, want killed by SIGKILL\n%s", fp, ps, out)
+	}
 }
 
 // TestFailPoints kills rebalance at every step boundary of a move, runs it
@@ -198,16 +179,11 @@ func TestFailPoints(t *testing.T) {
 	for _, fp := range points {
 		t.Run(fp, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, 2)
-			b.run(t, b.config(t, 6, 1))
-			written := b.fill(t, 10)
+			b, written := setupFilled(t, 2, 6, 10)
 			env := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_NODES=" + b.nodesEnv(1, 2), "ORDO_SHARDS=6", "ORDO_LOG_LEVEL=warn"}
 
-			out, ps := runProcess(t, append(env, "ORDO_FAILPOINTS="+fp))
-			if !killed(ps) {
-				t.Fatalf("rebalance with %s: %v, want killed by SIGKILL\n%s", fp, ps, out)
-			}
-			out, ps = runProcess(t, env)
+			runKilled(t, env, fp)
+			out, ps := runProcess(t, env)
 			if ps.ExitCode() != 0 {
 				t.Fatalf("re-run after %s: exit %d\n%s", fp, ps.ExitCode(), out)
 			}
@@ -227,16 +203,11 @@ func TestFailPoints(t *testing.T) {
 // shard is planned back, and the run converges with every row in place.
 func TestOpenMoveToRemovedNode(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2)
-	b.run(t, b.config(t, 4, 1))
-	written := b.fill(t, 5)
+	b, written := setupFilled(t, 2, 4, 5)
 	base := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_SHARDS=4", "ORDO_LOG_LEVEL=warn"}
 
-	out, ps := runProcess(t, append(base, "ORDO_NODES="+b.nodesEnv(1, 2), "ORDO_FAILPOINTS=move.after_"+StepFlipped))
-	if !killed(ps) {
-		t.Fatalf("scale out with a fail point: %v, want killed\n%s", ps, out)
-	}
-	out, ps = runProcess(t, append(base, "ORDO_NODES="+b.nodesEnv(1)))
+	runKilled(t, append(base, "ORDO_NODES="+b.nodesEnv(1, 2)), "move.after_"+StepFlipped)
+	out, ps := runProcess(t, append(base, "ORDO_NODES="+b.nodesEnv(1)))
 	if ps.ExitCode() != 0 {
 		t.Fatalf("scale back in: exit %d\n%s", ps.ExitCode(), out)
 	}

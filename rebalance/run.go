@@ -282,20 +282,10 @@ func detachEmpty(ctx context.Context, conn *pgx.Conn, log *slog.Logger) error {
 
 // loadOpenMoves returns the moves still to finish: pending or running,
 // and failed ones that had passed the cut-over (they must roll forward).
-func loadOpenMoves(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}) ([]moveRow, error) {
-	rows, err := q.Query(ctx, `SELECT `+moveColumns+` FROM ordo_catalog.moves
+func loadOpenMoves(ctx context.Context, q querier) ([]moveRow, error) {
+	return queryMoves[moveRow](ctx, q, "open moves", `SELECT `+moveColumns+` FROM ordo_catalog.moves
 		WHERE state IN ('pending', 'running') OR (state = 'failed' AND step IN ('flipped', 'copied', 'source_dropped'))
 		ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("reading open moves: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[moveRow])
-	if err != nil {
-		return nil, fmt.Errorf("reading open moves: %w", err)
-	}
-	return out, nil
 }
 
 // effectivePlacement is the placement once the open moves are done. A
@@ -315,6 +305,16 @@ func effectivePlacement(snap *shard.Snapshot, open []moveRow) []string {
 // orphanJobs returns a fresh job for every open move that nobody executes
 // (its lock is free) and that has no job waiting to run: the moves of a
 // killed run. River does not rescue them: move jobs have no timeout.
+//
+// River's unique jobs (InsertOpts.UniqueOpts with ByArgs) cannot replace
+// this look-up. River requires ByState to hold running, and the job of a
+// process killed in the middle of a move stays running for ever: with no
+// timeout the rescuer leaves it, and no client call takes a job out of
+// running (JobCancel only marks it, JobDelete and JobRetry skip it). A
+// unique insert for that move would be skipped as a duplicate of its dead
+// job, and the move, its shard possibly fenced, would never be resumed.
+// Only the move's lock tells a live running job from a dead one, so jobs
+// that run are judged by the lock and only waiting ones by their state.
 func orphanJobs(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], moves []moveRow, log *slog.Logger) ([]river.InsertManyParams, error) {
 	if len(moves) == 0 {
 		return nil, nil

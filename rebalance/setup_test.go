@@ -26,6 +26,16 @@ func setup(t *testing.T, n int) *testBundle {
 	return &testBundle{nodes: nodes, catalog: nodes[0].URL()}
 }
 
+// setupFilled starts n nodes, bootstraps shards on node 1 alone and
+// writes perShard rows to every shard (see fill): a cluster to scale
+// out. It returns the rows written.
+func setupFilled(t *testing.T, n, shards, perShard int) (*testBundle, map[int][]string) {
+	t.Helper()
+	b := setup(t, n)
+	b.run(t, b.config(t, shards, 1))
+	return b, b.fill(t, perShard)
+}
+
 // nodesEnv returns ORDO_NODES for the nodes with the given 1-based
 // numbers.
 func (b *testBundle) nodesEnv(which ...int) string {
@@ -70,6 +80,20 @@ func (b *testBundle) snapshot(t *testing.T) *shard.Snapshot {
 	return snap
 }
 
+// status returns the cluster's status report and its printed form.
+func (b *testBundle) status(t *testing.T) (*Report, string) {
+	t.Helper()
+	r, err := Status(t.Context(), b.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	if err := r.Print(&sb); err != nil {
+		t.Fatal(err)
+	}
+	return r, sb.String()
+}
+
 func connect(t *testing.T, url string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
@@ -78,6 +102,30 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
+}
+
+// nodeShards is a node of the bundle, a session with it, and the shards
+// a snapshot puts on it.
+type nodeShards struct {
+	name   string
+	conn   *pgx.Conn
+	shards []shard.Placement
+}
+
+// byNode returns every node of the bundle, in order, with the shards snap
+// puts on it.
+func (b *testBundle) byNode(t *testing.T, snap *shard.Snapshot) []nodeShards {
+	t.Helper()
+	out := make([]nodeShards, len(b.nodes))
+	for i, c := range b.nodes {
+		out[i] = nodeShards{name: fmt.Sprintf("node%d", i+1), conn: connect(t, c.URL())}
+		for _, p := range snap.Shards {
+			if p.Node == out[i].name {
+				out[i].shards = append(out[i].shards, p)
+			}
+		}
+	}
+	return out
 }
 
 // checkPlacement checks the catalog against the tables on every node:
@@ -104,10 +152,8 @@ func (b *testBundle) checkPlacement(t *testing.T, which ...int) *shard.Snapshot 
 	for name, c := range counts {
 		t.Errorf("unlisted node %s holds %d shards", name, c)
 	}
-	for i, c := range b.nodes {
-		name := fmt.Sprintf("node%d", i+1)
-		conn := connect(t, c.URL())
-		tables, err := schema.List(t.Context(), conn)
+	for _, node := range b.byNode(t, snap) {
+		tables, err := schema.List(t.Context(), node.conn)
 		if err != nil {
 			if strings.Contains(err.Error(), "does not exist") {
 				continue
@@ -115,24 +161,21 @@ func (b *testBundle) checkPlacement(t *testing.T, which ...int) *shard.Snapshot 
 			t.Fatal(err)
 		}
 		for _, sh := range tables {
-			if snap.Shards[sh].Node != name {
-				t.Errorf("%s has a table for shard %d, which the catalog puts on %s", name, sh, snap.Shards[sh].Node)
+			if snap.Shards[sh].Node != node.name {
+				t.Errorf("%s has a table for shard %d, which the catalog puts on %s", node.name, sh, snap.Shards[sh].Node)
 			}
 		}
-		for _, p := range snap.Shards {
-			if p.Node != name {
-				continue
-			}
+		for _, p := range node.shards {
 			var def string
-			err := conn.QueryRow(t.Context(), `SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
+			err := node.conn.QueryRow(t.Context(), `SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
 				JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
 				WHERE d.adrelid = to_regclass($1) AND a.attname = 'epoch'`, schema.Table(p.Shard).Sanitize()).Scan(&def)
 			if err != nil {
-				t.Errorf("shard %d on %s: %v", p.Shard, name, err)
+				t.Errorf("shard %d on %s: %v", p.Shard, node.name, err)
 				continue
 			}
 			if def != fmt.Sprint(p.Epoch) {
-				t.Errorf("shard %d on %s: table epoch default %s, want %d", p.Shard, name, def, p.Epoch)
+				t.Errorf("shard %d on %s: table epoch default %s, want %d", p.Shard, node.name, def, p.Epoch)
 			}
 		}
 	}

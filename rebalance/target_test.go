@@ -25,17 +25,14 @@ func TestTargetRefusesWritesBeforeTheFlip(t *testing.T) {
 	}
 	written := b.fill(t, 3)
 	env := []string{"ORDO_CATALOG_URL=" + b.catalog, "ORDO_NODES=" + b.nodesEnv(1), "ORDO_LOG_LEVEL=warn"}
-	out, ps := runProcess(t, append(env, "ORDO_FAILPOINTS=move.after_"+StepTargetReady))
-	if !killed(ps) {
-		t.Fatalf("rebalance with a fail point: %v, want killed\n%s", ps, out)
-	}
+	runKilled(t, env, "move.after_"+StepTargetReady)
 	target := connect(t, b.nodes[0].URL())
 	_, err := target.Exec(t.Context(), "INSERT INTO "+schema.Table(s).Sanitize()+
 		` (ordering_key, source_id, destination_id, message_id, received_at, event) VALUES ('k', 'web', 'hook', 'stale', now(), '{}')`)
 	if !schema.IsStale(err) {
 		t.Fatalf("insert into the target before the flip: %v, want it refused as stale (fenced)", err)
 	}
-	out, ps = runProcess(t, env)
+	out, ps := runProcess(t, env)
 	if ps.ExitCode() != 0 {
 		t.Fatalf("re-run: exit %d\n%s", ps.ExitCode(), out)
 	}

@@ -150,14 +150,6 @@ func firstLine(s string) string {
 }
 
 func loadMoves(ctx context.Context, pool *pgxpool.Pool, ids []int64) ([]moveStatusRow, error) {
-	rows, err := pool.Query(ctx, `SELECT `+moveColumns+`, rows_copied, coalesce(error, '') AS error
+	return queryMoves[moveStatusRow](ctx, pool, "moves", `SELECT `+moveColumns+`, rows_copied, coalesce(error, '') AS error
 		FROM ordo_catalog.moves WHERE id = ANY($1) ORDER BY id`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reading moves: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[moveStatusRow])
-	if err != nil {
-		return nil, fmt.Errorf("reading moves: %w", err)
-	}
-	return out, nil
 }
