@@ -2,11 +2,10 @@ package gateway
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/ordo-pipeline/ordo/internal/metric"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are the gateway's Prometheus metrics.
@@ -21,37 +20,25 @@ type metrics struct {
 // process collectors, with reg.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_gateway_requests_total",
-			Help: "HTTP requests by path and status code.",
-		}, []string{"path", "status"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_gateway_events_accepted_total",
-			Help: "Events committed and answered 200, by type.",
-		}, []string{"type"}),
-		ack: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "ordo_gateway_ack_seconds",
-			Help:    "Time from receiving an ingest request to answering it 200 (events committed), by path.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}, []string{"path"}),
+		requests: metric.CounterVec(reg, "ordo_gateway_requests_total",
+			"HTTP requests by path and status code.", "path", "status"),
+		events: metric.CounterVec(reg, "ordo_gateway_events_accepted_total",
+			"Events committed and answered 200, by type.", "type"),
+		ack: metric.HistogramVec(reg, "ordo_gateway_ack_seconds",
+			"Time from receiving an ingest request to answering it 200 (events committed), by path.",
+			prometheus.ExponentialBuckets(0.001, 2, 14), "path"),
 	}
 	m.byType = map[string]prometheus.Counter{}
 	for _, t := range Types {
 		m.byType[t] = m.events.WithLabelValues(t)
 	}
-	reg.MustRegister(m.requests, m.events, m.ack,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metric.RegisterRuntime(reg)
 	return m
 }
 
 // instrument counts h's answers under path.
 func (m *metrics) instrument(path string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h(sw, r)
-		m.requests.WithLabelValues(path, strconv.Itoa(sw.status)).Inc()
-	}
+	return metric.InstrumentHandler(m.requests, path, h)
 }
 
 // acked records an ingest request answered 200.
@@ -61,16 +48,3 @@ func (m *metrics) acked(path string, began time.Time, events []*event) {
 		m.byType[ev.typ].Inc()
 	}
 }
-
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

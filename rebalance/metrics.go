@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ordo-pipeline/ordo/internal/metric"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -25,8 +25,7 @@ type metrics struct {
 // newMetrics returns metrics on a registry of their own, with the Go and
 // process collectors, for a rebalance run.
 func newMetrics() *metrics {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := metric.NewRegistry()
 	m := metricsOn(reg)
 	m.registry = reg
 	return m
@@ -35,28 +34,18 @@ func newMetrics() *metrics {
 // metricsOn registers the move metrics on reg: a process that executes
 // moves besides its own work (a worker) adds them to its own metrics.
 func metricsOn(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_rebalance_moves_total",
-			Help: "Shard moves executed by this process, by result (done, failed, retried).",
-		}, []string{"result"}),
-		rowsCopied: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ordo_rebalance_rows_copied_total",
-			Help: "Pending rows copied to target nodes by this process.",
-		}),
-		moveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ordo_rebalance_move_seconds",
-			Help:    "Time one move attempt took in this process.",
-			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
-		}),
-		stepSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "ordo_rebalance_step_seconds",
-			Help:    "Time each move step took; fenced→flipped is the write pause.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}, []string{"step"}),
+	return &metrics{
+		moves: metric.CounterVec(reg, "ordo_rebalance_moves_total",
+			"Shard moves executed by this process, by result (done, failed, retried).", "result"),
+		rowsCopied: metric.Counter(reg, "ordo_rebalance_rows_copied_total",
+			"Pending rows copied to target nodes by this process."),
+		moveSeconds: metric.Histogram(reg, "ordo_rebalance_move_seconds",
+			"Time one move attempt took in this process.",
+			prometheus.ExponentialBuckets(0.05, 2, 14)),
+		stepSeconds: metric.HistogramVec(reg, "ordo_rebalance_step_seconds",
+			"Time each move step took; fenced→flipped is the write pause.",
+			prometheus.ExponentialBuckets(0.001, 2, 16), "step"),
 	}
-	reg.MustRegister(m.moves, m.rowsCopied, m.moveSeconds, m.stepSeconds)
-	return m
 }
 
 // serveMetrics serves /metrics on addr until ctx ends.

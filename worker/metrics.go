@@ -3,8 +3,8 @@ package worker
 import (
 	"strconv"
 
+	"github.com/ordo-pipeline/ordo/internal/metric"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // metrics are the worker's Prometheus metrics, on a registry of their own.
@@ -32,84 +32,47 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		shardsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ordo_worker_shards_owned",
-			Help: "Shards this worker has claimed and delivers.",
-		}),
-		shardTarget: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ordo_worker_shards_target",
-			Help: "This worker's fair share of shards: ceil(shards / live workers).",
-		}),
-		shardCount: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ordo_worker_cluster_shards",
-			Help: "Shards in the cluster, from the placement map: what the shards owned by all workers should add up to.",
-		}),
-		liveWorkers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ordo_worker_live_workers",
-			Help: "Workers with a fresh heartbeat, this one included.",
-		}),
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_worker_events_delivered_total",
-			Help: "Events the destination accepted (2xx), by destination.",
-		}, []string{"destination"}),
-		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_worker_events_retried_total",
-			Help: "Failed attempts that will be retried, by destination.",
-		}, []string{"destination"}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_worker_events_dead_lettered_total",
-			Help: "Events moved to dead letters, by destination and reason (status, max_attempts, max_age).",
-		}, []string{"destination", "reason"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_worker_requests_total",
-			Help: "Requests sent to destinations, by destination and status code (0: no response).",
-		}, []string{"destination", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "ordo_worker_delivery_latency_seconds",
-			Help:    "Time from an event's receivedAt to its successful delivery, by destination.",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 10800},
-		}, []string{"destination"}),
-		sendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "ordo_worker_request_duration_seconds",
-			Help:    "Duration of one request to a destination, by destination.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"destination"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ordo_worker_shard_lag_seconds",
-			Help: "Age of the oldest pending event of each owned shard (0 when none is pending).",
-		}, []string{"shard"}),
-		wakeups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_worker_row_notifications_total",
-			Help: "Notifications of committed rows received, by node.",
-		}, []string{"node"}),
-		listenerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_worker_listener_errors_total",
-			Help: "Times the connection listening for new rows failed, by node; its shards are polled meanwhile.",
-		}, []string{"node"}),
+	reg := metric.NewRegistry()
+	return &metrics{
+		registry: reg,
+		shardsOwned: metric.Gauge(reg, "ordo_worker_shards_owned",
+			"Shards this worker has claimed and delivers."),
+		shardTarget: metric.Gauge(reg, "ordo_worker_shards_target",
+			"This worker's fair share of shards: ceil(shards / live workers)."),
+		shardCount: metric.Gauge(reg, "ordo_worker_cluster_shards",
+			"Shards in the cluster, from the placement map: what the shards owned by all workers should add up to."),
+		liveWorkers: metric.Gauge(reg, "ordo_worker_live_workers",
+			"Workers with a fresh heartbeat, this one included."),
+		delivered: metric.CounterVec(reg, "ordo_worker_events_delivered_total",
+			"Events the destination accepted (2xx), by destination.", "destination"),
+		retried: metric.CounterVec(reg, "ordo_worker_events_retried_total",
+			"Failed attempts that will be retried, by destination.", "destination"),
+		deadLettered: metric.CounterVec(reg, "ordo_worker_events_dead_lettered_total",
+			"Events moved to dead letters, by destination and reason (status, max_attempts, max_age).", "destination", "reason"),
+		requests: metric.CounterVec(reg, "ordo_worker_requests_total",
+			"Requests sent to destinations, by destination and status code (0: no response).", "destination", "code"),
+		latency: metric.HistogramVec(reg, "ordo_worker_delivery_latency_seconds",
+			"Time from an event's receivedAt to its successful delivery, by destination.",
+			[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 10800}, "destination"),
+		sendDuration: metric.HistogramVec(reg, "ordo_worker_request_duration_seconds",
+			"Duration of one request to a destination, by destination.",
+			prometheus.DefBuckets, "destination"),
+		lag: metric.GaugeVec(reg, "ordo_worker_shard_lag_seconds",
+			"Age of the oldest pending event of each owned shard (0 when none is pending).", "shard"),
+		wakeups: metric.CounterVec(reg, "ordo_worker_row_notifications_total",
+			"Notifications of committed rows received, by node.", "node"),
+		listenerErrors: metric.CounterVec(reg, "ordo_worker_listener_errors_total",
+			"Times the connection listening for new rows failed, by node; its shards are polled meanwhile.", "node"),
+
+		shardHeld: metric.GaugeVec(reg, "ordo_worker_shard_held",
+			"1 for each shard this worker holds, by shard and node.", "shard", "node"),
+		shardUnowned: metric.GaugeVec(reg, "ordo_worker_shard_unowned_seconds",
+			"For each active shard that no worker holds, as this worker sees the nodes: for how long nobody has.", "shard"),
+		silentEnded: metric.Counter(reg, "ordo_worker_silent_sessions_ended_total",
+			"Claim connections of silent workers (cut off or frozen) this worker ended, freeing their shards."),
+		orphansClaimed: metric.Counter(reg, "ordo_worker_orphans_claimed_total",
+			"Shards nobody held that this worker claimed, above its fair share if it had to."),
 	}
-	m.shardHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "ordo_worker_shard_held",
-		Help: "1 for each shard this worker holds, by shard and node.",
-	}, []string{"shard", "node"})
-	m.shardUnowned = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "ordo_worker_shard_unowned_seconds",
-		Help: "For each active shard that no worker holds, as this worker sees the nodes: for how long nobody has.",
-	}, []string{"shard"})
-	m.silentEnded = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ordo_worker_silent_sessions_ended_total",
-		Help: "Claim connections of silent workers (cut off or frozen) this worker ended, freeing their shards.",
-	})
-	m.orphansClaimed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ordo_worker_orphans_claimed_total",
-		Help: "Shards nobody held that this worker claimed, above its fair share if it had to.",
-	})
-	m.registry.MustRegister(m.shardsOwned, m.shardTarget, m.shardCount, m.liveWorkers, m.delivered, m.retried,
-		m.deadLettered, m.requests, m.latency, m.sendDuration, m.lag, m.wakeups, m.listenerErrors,
-		m.shardHeld, m.shardUnowned, m.silentEnded, m.orphansClaimed,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
 }
 
 // destMetrics are one destination's series, looked up once.

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ordo-pipeline/ordo/internal/metric"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -44,27 +44,17 @@ type Sink struct {
 // NewSink returns a Sink that prints to out. With verbose set, each line ends with the
 // event's JSON.
 func NewSink(out io.Writer, verbose bool, logger *slog.Logger) *Sink {
-	s := &Sink{
+	reg := metric.NewRegistry()
+	return &Sink{
 		logger:   logger,
 		verbose:  verbose,
 		out:      out,
-		registry: prometheus.NewRegistry(),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_sink_events_received_total",
-			Help: "Events received by the demo sink, by event type.",
-		}, []string{"type"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_sink_requests_total",
-			Help: "POST requests received by the demo sink, by response status code.",
-		}, []string{"code"}),
+		registry: reg,
+		events: metric.CounterVec(reg, "ordo_sink_events_received_total",
+			"Events received by the demo sink, by event type.", "type"),
+		requests: metric.CounterVec(reg, "ordo_sink_requests_total",
+			"POST requests received by the demo sink, by response status code.", "code"),
 	}
-	s.registry.MustRegister(
-		s.events,
-		s.requests,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return s
 }
 
 // Handler returns the sink's HTTP routes: POST on any path receives events, GET /health
