@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/cli/clitest"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
@@ -290,24 +290,6 @@ func TestReadyWithoutCatalog(t *testing.T) {
 	check503(t, b.post(t, "/v1/track", `{"userId": "u", "event": "e"}`))
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestClientHangUpIsNotAStoreFailure checks that a request whose client
 // went away before its events were stored is not logged as the store
 // failing, while a store failure is.
@@ -321,7 +303,7 @@ func TestClientHangUpIsNotAStoreFailure(t *testing.T) {
 		CatalogURL:   fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1", port),
 		BatchMaxRows: 100, BatchMaxWait: time.Millisecond, WriteTimeout: time.Second,
 	}
-	var logs lockedBuffer
+	var logs clitest.Buffer
 	g, err := New(cfg, testWorkspace(t, "hangup"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
