@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -25,9 +24,7 @@ func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
 	k := b.key(t, "n1")
-	if err := b.store.Write(t.Context(), []Event{event(k, "first", `{}`)}); err != nil {
-		t.Fatal(err)
-	}
+	b.write(t, k, "first")
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := b.store.Write(cancelled, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
@@ -54,7 +51,5 @@ func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	if b.store.suspectNode("n1") {
 		t.Error("n1 is marked failed after writes whose callers gave up")
 	}
-	if ids := b.messageIDs(t, 0); strings.Join(ids, ",") != "first,blocked" {
-		t.Errorf("stored %v, want [first blocked]", ids)
-	}
+	b.checkStored(t, 0, "first", "blocked")
 }
