@@ -25,11 +25,7 @@ func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
 	k := b.key(t, "n1")
 	b.write(t, k, "first")
-	cancelled, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := b.store.Write(cancelled, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
-	}
+	b.checkCancelledRefused(t, k)
 	// One that gives up while queued behind a batch that waits for a
 	// shard's write lock.
 	release := b.holdWriteLock(t, 0, b.snap.Lookup(k).Shard)

@@ -131,6 +131,17 @@ func (b *testBundle) checkStored(t *testing.T, node int, want ...string) {
 	}
 }
 
+// checkCancelledRefused checks that a write of key whose caller gave up
+// before it began is answered ErrUnavailable.
+func (b *testBundle) checkCancelledRefused(t *testing.T, key string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.store.Write(ctx, []Event{event(key, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
+	}
+}
+
 // fence fences shard on node 1 by hand, as a move does, and returns the
 // connection it used.
 func (b *testBundle) fence(t *testing.T, shard int) *pgx.Conn {
@@ -329,11 +340,7 @@ func TestCancelledWriteNeverWritten(t *testing.T) {
 	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
 	k := b.key(t, "n1")
 	b.write(t, k, "first")
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := b.store.Write(ctx, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
-	}
+	b.checkCancelledRefused(t, k)
 	time.Sleep(100 * time.Millisecond) // let the batcher see the abandoned request
 	b.write(t, k, "last")
 	b.checkStored(t, 0, "first", "last")
