@@ -67,25 +67,37 @@ func (st *stack) post(ctx context.Context, req request) error {
 // next request once the previous one is answered.
 func (st *stack) closedLoop(ctx context.Context, reqs []request, clients int) loadResult {
 	var c collector
-	var next atomic.Int64
 	began := time.Now()
+	takeTurns(clients, len(reqs), func(i int) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		t := time.Now()
+		err := st.post(ctx, reqs[i])
+		c.record(reqs[i].events, time.Since(t), err)
+		return true
+	})
+	c.res.elapsed = time.Since(began)
+	return c.res
+}
+
+// takeTurns calls do with 0 to n-1 from clients goroutines, each taking
+// the next number once its previous call returned; a goroutine stops when
+// do returns false. It returns once every goroutine has stopped.
+func takeTurns(clients, n int, do func(i int) bool) {
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(reqs) || ctx.Err() != nil {
+				if i >= n || !do(i) {
 					return
 				}
-				t := time.Now()
-				err := st.post(ctx, reqs[i])
-				c.record(reqs[i].events, time.Since(t), err)
 			}
 		})
 	}
 	wg.Wait()
-	c.res.elapsed = time.Since(began)
-	return c.res
 }
 
 // paced sends single-event /v1/track requests at rate per second, each on

@@ -95,26 +95,16 @@ func measureRiver(ctx context.Context, url string, gen *events, n, clients int) 
 		}
 		batches = append(batches, batch)
 	}
-	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
 	began := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(batches) {
-					return
-				}
-				if _, err := client.InsertManyFast(ctx, batches[i]); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	takeTurns(clients, len(batches), func(i int) bool {
+		if _, err := client.InsertManyFast(ctx, batches[i]); err != nil {
+			once.Do(func() { firstErr = err })
+			return false
+		}
+		return true
+	})
 	insert = rateMetric(idRiverInsert, fmt.Sprintf("River InsertManyFast, %d jobs/call", riverInsertBatch), "jobs/s", int64(n), time.Since(began))
 	if firstErr != nil {
 		return insert, work, fmt.Errorf("inserting: %w", firstErr)

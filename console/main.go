@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,17 +36,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, out, err
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nSettings (environment variables; a flag of the same meaning overrides):\n%s", Settings)
 	}
-	fs.SetOutput(io.Discard)
-	if perr := fs.Parse(args); perr != nil {
-		if errors.Is(perr, flag.ErrHelp) {
-			fs.SetOutput(out)
-			fs.Usage()
-			return nil
-		}
-		return fmt.Errorf("%w: %w (see ordoctl console --help)", cli.ErrUsage, perr)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q (see ordoctl console --help)", cli.ErrUsage, fs.Arg(0))
+	if help, perr := cli.ParseCommand(fs, args, out); help || perr != nil {
+		return perr
 	}
 	if err != nil {
 		return err
@@ -65,17 +55,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, out, err
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	logger.Info("console listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := cli.Serve(ctx, srv, ln, 5*time.Second); err != nil {
 		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
 	}
 	logger.Info("console stopped")
 	return nil

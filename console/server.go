@@ -146,27 +146,18 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) (*deadletter.Clust
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	f, err := filterOf(r)
+	var limit, offset int
+	if err == nil {
+		limit, err = intParam(r, "limit", 50, 1000)
+	}
+	if err == nil {
+		offset, err = intParam(r, "offset", 0, 1_000_000)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	limit, err := intParam(r, "limit", 50, 1000)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	offset, err := intParam(r, "offset", 0, 1_000_000)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
-	defer cancel()
-	c, ok := s.open(w, r)
-	if !ok {
-		return
-	}
-	writeJSON(w, http.StatusOK, c.List(ctx, f, max(limit, 1), offset))
+	s.read(w, r, func(ctx context.Context, c *deadletter.Cluster) any { return c.List(ctx, f, max(limit, 1), offset) })
 }
 
 func (s *Server) count(w http.ResponseWriter, r *http.Request) {
@@ -175,13 +166,18 @@ func (s *Server) count(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	s.read(w, r, func(ctx context.Context, c *deadletter.Cluster) any { return c.Count(ctx, f) })
+}
+
+// read answers with what read returns of the cluster, given readTimeout.
+func (s *Server) read(w http.ResponseWriter, r *http.Request, read func(context.Context, *deadletter.Cluster) any) {
 	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
 	defer cancel()
 	c, ok := s.open(w, r)
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, c.Count(ctx, f))
+	writeJSON(w, http.StatusOK, read(ctx, c))
 }
 
 // changeRequest is the body of a replay or purge.

@@ -53,15 +53,7 @@ func FromSnapshot(snap *shard.Snapshot) *Cluster {
 			c.nodes = append(c.nodes, n)
 		}
 	}
-	slices.SortFunc(c.nodes, func(a, b shard.Node) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(c.nodes, func(a, b shard.Node) int { return strings.Compare(a.Name, b.Name) })
 	return c
 }
 

@@ -43,12 +43,7 @@ func bootstrap(t *testing.T, shards int) *testCluster {
 		t.Fatalf("bootstrap: %v\n%s", err, out.String())
 	}
 	for name, url := range tc.urls {
-		conn, err := pgx.Connect(t.Context(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close(context.Background()) })
-		tc.conns[name] = conn
+		tc.conns[name] = pgtest.Connect(t, url)
 	}
 	tc.reload(t)
 	return tc

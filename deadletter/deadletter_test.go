@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -118,11 +119,7 @@ func TestReplayLeavesMovingAndStrayShards(t *testing.T) {
 	// A stray: on node1, but its shard is node2's.
 	tc.dead(t, "node1", kFine, "hook", "stray-1", intp(400), "status 400", time.Hour)
 
-	catalog, err := pgx.Connect(ctx, tc.catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer catalog.Close(ctx)
+	catalog := pgtest.Connect(t, tc.catalog)
 	if _, err := catalog.Exec(ctx, `UPDATE ordo_catalog.shards SET state = 'moving', node = 'node2' WHERE shard = $1`, moving); err != nil {
 		t.Fatal(err)
 	}

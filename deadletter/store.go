@@ -84,8 +84,18 @@ func groups(ctx context.Context, q querier, node string, f Filter) ([]Group, err
 func perShard(ctx context.Context, q querier, f Filter) (map[int]int64, error) {
 	var args []any
 	rows, err := q.Query(ctx, `SELECT shard, count(*) FROM ordo.dead_letters WHERE `+f.where(&args)+` GROUP BY shard`, args...)
+	out, err := countsByShard(rows, err)
 	if err != nil {
 		return nil, fmt.Errorf("counting dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// countsByShard collects rows of (shard, count), the answer to a query
+// that returned err.
+func countsByShard(rows pgx.Rows, err error) (map[int]int64, error) {
+	if err != nil {
+		return nil, err
 	}
 	out := map[int]int64{}
 	var s int
@@ -94,7 +104,7 @@ func perShard(ctx context.Context, q querier, f Filter) (map[int]int64, error) {
 		out[s] = n
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("counting dead letters: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -156,16 +166,8 @@ func purge(ctx context.Context, tx pgx.Tx, shards []int, f Filter) (map[int]int6
 	args := []any{shards}
 	rows, err := tx.Query(ctx, `WITH d AS (DELETE FROM ordo.dead_letters WHERE shard = ANY($1::int[]) AND `+f.where(&args)+`
 		RETURNING shard) SELECT shard, count(*) FROM d GROUP BY shard`, args...)
+	out, err := countsByShard(rows, err)
 	if err != nil {
-		return nil, fmt.Errorf("deleting dead letters: %w", err)
-	}
-	out := map[int]int64{}
-	var s int
-	var n int64
-	if _, err := pgx.ForEachRow(rows, []any{&s, &n}, func() error {
-		out[s] = n
-		return nil
-	}); err != nil {
 		return nil, fmt.Errorf("deleting dead letters: %w", err)
 	}
 	return out, nil

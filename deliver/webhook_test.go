@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 // request is what the test server received.
@@ -287,12 +289,7 @@ func TestWebhookTimeoutRetryable(t *testing.T) {
 
 func TestWebhookConnectionRefusedRetryable(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := proctest.FreeAddr(t) // nothing listens there
 
 	w := newWebhook(t, `{"url": "http://`+addr+`/events"}`)
 	res := w.Send(t.Context(), []Event{event("m1", `{}`)})

@@ -115,20 +115,15 @@ func (m *manifests) add(doc []byte) error {
 	)
 	switch gvk := meta.APIVersion + " " + meta.Kind; gvk {
 	case "apps/v1 Deployment":
-		d := &appsv1.Deployment{}
-		obj, store = d, func(name string) { m.deployments[name] = d }
+		obj, store = kept(m.deployments)
 	case "v1 Service":
-		s := &corev1.Service{}
-		obj, store = s, func(name string) { m.services[name] = s }
+		obj, store = kept(m.services)
 	case "v1 ConfigMap":
-		c := &corev1.ConfigMap{}
-		obj, store = c, func(name string) { m.configMaps[name] = c }
+		obj, store = kept(m.configMaps)
 	case "batch/v1 Job":
-		j := &batchv1.Job{}
-		obj, store = j, func(name string) { m.jobs[name] = j }
+		obj, store = kept(m.jobs)
 	case "autoscaling/v2 HorizontalPodAutoscaler":
-		h := &autoscalingv2.HorizontalPodAutoscaler{}
-		obj, store = h, func(name string) { m.hpas[name] = h }
+		obj, store = kept(m.hpas)
 	default:
 		return fmt.Errorf("unexpected object %s", gvk)
 	}
@@ -144,22 +139,35 @@ func (m *manifests) add(doc []byte) error {
 	return nil
 }
 
+// kept returns a new object to decode into, and a func that keeps it in
+// into under its name.
+func kept[T any, PT interface {
+	*T
+	metav1.Object
+}](into map[string]PT) (metav1.Object, func(name string)) {
+	obj := PT(new(T))
+	return obj, func(name string) { into[name] = obj }
+}
+
 func (m *manifests) deployment(t *testing.T, name string) *appsv1.Deployment {
 	t.Helper()
-	d, ok := m.deployments[name]
-	if !ok {
-		t.Fatalf("no Deployment %s among %v", name, m.objects)
-	}
-	return d
+	return rendered(t, m, "Deployment", m.deployments, name)
 }
 
 func (m *manifests) job(t *testing.T, name string) *batchv1.Job {
 	t.Helper()
-	j, ok := m.jobs[name]
+	return rendered(t, m, "Job", m.jobs, name)
+}
+
+// rendered returns the object of kind named name among objects, failing
+// the test when the chart rendered none.
+func rendered[T any](t *testing.T, m *manifests, kind string, objects map[string]T, name string) T {
+	t.Helper()
+	obj, ok := objects[name]
 	if !ok {
-		t.Fatalf("no Job %s among %v", name, m.objects)
+		t.Fatalf("no %s %s among %v", kind, name, m.objects)
 	}
-	return j
+	return obj
 }
 
 // containerEnv returns a container's env as values, with "" for variables taken from

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 // nemesis injects faults one after the other until ctx ends, healing each
@@ -106,7 +108,7 @@ func (c *chaosCluster) mover(ctx context.Context, moves []move) {
 			c.t.Logf("chaos: move %d: rebalance converged before it could be killed", i+1)
 		default:
 			c.count("rebalance failed")
-			c.t.Logf("chaos: move %d: rebalance %v:\n%s", i+1, state, lastLines(out, 5))
+			c.t.Logf("chaos: move %d: rebalance %v:\n%s", i+1, state, proctest.LastLines(out, 5))
 		}
 		c.converge(context.WithoutCancel(ctx), m.Out, 3*time.Minute)
 	}
@@ -122,11 +124,11 @@ func (c *chaosCluster) converge(ctx context.Context, withThird bool, within time
 		out, state := c.rebalance(withThird, "", 0)
 		if state.ExitCode() == 0 {
 			c.count("rebalance converged")
-			c.t.Logf("chaos: rebalance towards %d nodes converged in %v:\n%s", map[bool]int{false: 2, true: 3}[withThird], time.Since(began).Round(time.Millisecond), lastLines(out, 4))
+			c.t.Logf("chaos: rebalance towards %d nodes converged in %v:\n%s", map[bool]int{false: 2, true: 3}[withThird], time.Since(began).Round(time.Millisecond), proctest.LastLines(out, 4))
 			return
 		}
 		c.count("rebalance failed")
-		c.t.Logf("chaos: rebalance run %d towards %s: %v:\n%s", attempt, c.nodesEnv(withThird), state, lastLines(out, 5))
+		c.t.Logf("chaos: rebalance run %d towards %s: %v:\n%s", attempt, c.nodesEnv(withThird), state, proctest.LastLines(out, 5))
 		if time.Now().After(deadline) {
 			c.t.Fatalf("rebalance did not converge within %v", within)
 		}

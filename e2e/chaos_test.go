@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/checker"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -141,10 +142,11 @@ type slot struct {
 	name, program string
 	env           []string
 
-	mu     sync.Mutex
-	p      *proc
-	starts int
-	crashs []string // how earlier processes of the slot crashed
+	mu       sync.Mutex
+	p        *proctest.Proc
+	recorded bool // p's crash is in crashs
+	starts   int
+	crashs   []string // how earlier processes of the slot crashed
 }
 
 func (s *slot) start(t *testing.T) {
@@ -153,24 +155,25 @@ func (s *slot) start(t *testing.T) {
 	s.recordExit()
 	s.starts++
 	s.p = start(t, fmt.Sprintf("%s#%d", s.name, s.starts), s.program, s.env)
+	s.recorded = false
 }
 
 // recordExit records how the slot's process exited, if it did by
 // itself. The caller holds s.mu.
 func (s *slot) recordExit() {
-	if s.p == nil {
+	if s.p == nil || s.recorded {
 		return
 	}
-	if crashed, err := s.p.crashed(); crashed {
-		s.crashs = append(s.crashs, fmt.Sprintf("%s exited by itself (%v):\n%s", s.p.name, err, tail(s.p.log, 20)))
-		s.p.killed.Store(true) // recorded once
+	if crashed, err := s.p.Crashed(); crashed {
+		s.crashs = append(s.crashs, fmt.Sprintf("%s exited by itself (%v):\n%s", s.p.Name, err, proctest.Tail(s.p.Log, 20)))
+		s.recorded = true
 	}
 }
 
 func (s *slot) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.p.kill()
+	s.p.Kill()
 }
 
 // running reports whether the slot's process runs.
@@ -178,7 +181,7 @@ func (s *slot) running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
-	case <-s.p.done:
+	case <-s.p.Done():
 		return false
 	default:
 		return true
@@ -289,7 +292,7 @@ func newChaosCluster(t *testing.T) *chaosCluster {
 	c.converge(t.Context(), false, time.Minute) // bootstrap on node1 and node2
 
 	for i := range chaosGateways {
-		addr := freeAddr(t)
+		addr := proctest.FreeAddr(t)
 		s := &slot{name: fmt.Sprintf("gateway-%d", i+1), program: "gateway", env: []string{catalog, ws, "ORDO_HTTP_ADDR=" + addr}}
 		s.start(t)
 		c.gateways = append(c.gateways, s)
@@ -301,7 +304,7 @@ func newChaosCluster(t *testing.T) *chaosCluster {
 		c.workers = append(c.workers, s)
 	}
 	for _, u := range c.gatewayURLs {
-		waitReady(t, u+"/ready", 30*time.Second)
+		proctest.WaitReady(t, u+"/ready", 30*time.Second)
 	}
 	return c
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ordo-pipeline/ordo/internal/checker"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 // The hostile-input test's gateway settings: short timeouts so that slow
@@ -38,7 +39,7 @@ const (
 type hostileStack struct {
 	node    *pgtest.Cluster
 	h       *checker.History
-	gateway *proc
+	gateway *proctest.Proc
 	url     string
 	addr    string
 
@@ -50,7 +51,7 @@ func newHostileStack(t *testing.T) *hostileStack {
 	s := &hostileStack{node: pgtest.Start(t, 1)[0], h: checker.NewHistory()}
 	hook := newWebhook(t, s.h, "hook", 5*time.Second, 0)
 	junk := newWebhook(t, checker.NewHistory(), "junk", 5*time.Second, 0)
-	ws := writeJSON(t, t.TempDir(), "workspace.json", map[string]any{
+	ws := proctest.WriteJSON(t, t.TempDir(), "workspace.json", map[string]any{
 		"sources": []any{
 			map[string]any{"id": "web", "writeKey": writeKey, "destinations": []string{"hook"}},
 			map[string]any{"id": "junk", "writeKey": junkKey, "destinations": []string{"junk"}},
@@ -58,17 +59,14 @@ func newHostileStack(t *testing.T) *hostileStack {
 		"destinations": []any{hook.destination(), junk.destination()},
 	})
 	catalog := "ORDO_CATALOG_URL=" + s.node.URL()
-	out, ps := runOnce(t, "rebalance", []string{catalog, "ORDO_SHARDS=8", nodesEnv([]*pgtest.Cluster{s.node}, 1)})
-	if ps.ExitCode() != 0 {
-		t.Fatalf("bootstrap: exit %d\n%s", ps.ExitCode(), out)
-	}
-	s.addr = freeAddr(t)
+	runRebalance(t, "bootstrap", []string{catalog, "ORDO_SHARDS=8", nodesEnv([]*pgtest.Cluster{s.node}, 1)})
+	s.addr = proctest.FreeAddr(t)
 	s.url = "http://" + s.addr
 	s.gateway = start(t, "gateway", "gateway", []string{catalog, "ORDO_WORKSPACE_CONFIG=" + ws, "ORDO_HTTP_ADDR=" + s.addr,
 		"ORDO_MAX_INFLIGHT_MIB=" + strconv.Itoa(hostileInflightMiB),
 		"ORDO_READ_HEADER_TIMEOUT=" + hostileHeaderTimeout.String(), "ORDO_READ_TIMEOUT=" + hostileReadTimeout.String()})
 	start(t, "worker", "worker", []string{catalog, "ORDO_WORKSPACE_CONFIG=" + ws, "ORDO_ADMIN_ADDR=127.0.0.1:0"})
-	waitReady(t, s.url+"/ready", 30*time.Second)
+	proctest.WaitReady(t, s.url+"/ready", 30*time.Second)
 	return s
 }
 
@@ -324,12 +322,12 @@ func TestHostileInput(t *testing.T) {
 	if r.Acked < 100 {
 		t.Errorf("only %d events acknowledged beside the hostile requests", r.Acked)
 	}
-	if crashed, err := s.gateway.crashed(); crashed {
-		t.Fatalf("the gateway exited: %v\n%s", err, tail(s.gateway.log, 30))
+	if crashed, err := s.gateway.Crashed(); crashed {
+		t.Fatalf("the gateway exited: %v\n%s", err, proctest.Tail(s.gateway.Log, 30))
 	}
-	waitReady(t, s.url+"/health", 5*time.Second)
-	if data, _ := os.ReadFile(s.gateway.log); bytes.Contains(data, []byte("panic")) {
-		t.Errorf("the gateway's log holds a panic:\n%s", tail(s.gateway.log, 30))
+	proctest.WaitReady(t, s.url+"/health", 5*time.Second)
+	if data, _ := os.ReadFile(s.gateway.Log); bytes.Contains(data, []byte("panic")) {
+		t.Errorf("the gateway's log holds a panic:\n%s", proctest.Tail(s.gateway.Log, 30))
 	}
 }
 
@@ -513,9 +511,9 @@ func (s *hostileStack) barrage(t *testing.T) {
 }
 
 // vmKiB reads one of the Vm* lines of p's /proc status, in KiB.
-func vmKiB(t *testing.T, p *proc, field string) int64 {
+func vmKiB(t *testing.T, p *proctest.Proc, field string) int64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatalf("reading the gateway's memory: %v", err)
 	}
@@ -528,6 +526,6 @@ func vmKiB(t *testing.T, p *proc, field string) int64 {
 			return n
 		}
 	}
-	t.Fatalf("no %s in /proc/%d/status", field, p.cmd.Process.Pid)
+	t.Fatalf("no %s in /proc/%d/status", field, p.Cmd.Process.Pid)
 	return 0
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
@@ -143,14 +144,12 @@ func TestOperators(t *testing.T) {
 	hook.broken.Store(true)
 	ws := "ORDO_WORKSPACE_CONFIG=" + workspaceFor(t, hook.srv.URL)
 
-	if out, ps := runOnce(t, "rebalance", append(env, "ORDO_SHARDS=8", nodesEnv(nodes, 1, 2))); ps.ExitCode() != 0 {
-		t.Fatalf("bootstrap: exit %d\n%s", ps.ExitCode(), out)
-	}
-	gwAddr := freeAddr(t)
+	runRebalance(t, "bootstrap", append(env, "ORDO_SHARDS=8", nodesEnv(nodes, 1, 2)))
+	gwAddr := proctest.FreeAddr(t)
 	start(t, "gateway", "gateway", append(env, ws, "ORDO_HTTP_ADDR="+gwAddr))
 	start(t, "worker", "worker", append(env, ws, "ORDO_ADMIN_ADDR=127.0.0.1:0", "ORDO_WORKER_ID=w1"))
 	gateway := "http://" + gwAddr
-	waitReady(t, gateway+"/ready", 30*time.Second)
+	proctest.WaitReady(t, gateway+"/ready", 30*time.Second)
 
 	// Two keys on each node, three events each, and one key with one.
 	conn, err := pgx.Connect(t.Context(), catalogURL)
@@ -233,10 +232,10 @@ func TestOperators(t *testing.T) {
 		t.Errorf("console without a token: exit %d, %q", code, errOut)
 	}
 	token := "t0ken-for-the-e2e-console"
-	consoleAddr := freeAddr(t)
+	consoleAddr := proctest.FreeAddr(t)
 	start(t, "console", "ordoctl", append(env, "ORDO_CONSOLE_ADDR="+consoleAddr, "ORDO_CONSOLE_TOKEN="+token), "console")
 	consoleURL := "http://" + consoleAddr
-	waitReady(t, consoleURL+"/health", 15*time.Second)
+	proctest.WaitReady(t, consoleURL+"/health", 15*time.Second)
 	if resp, err := http.Get(consoleURL + "/api/overview"); err != nil || resp.StatusCode != 401 {
 		t.Errorf("API without the token: %v %v", resp, err)
 	} else {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/ordo-pipeline/ordo/internal/checker"
 	"github.com/ordo-pipeline/ordo/internal/netns"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 // TestPartitions cuts links of a running cluster silently (packets
@@ -47,7 +47,7 @@ type partitionStack struct {
 	hook    *webhook
 	client  *http.Client
 	gws     []string // gateway URLs as the client reaches them
-	workers map[string]*proc
+	workers map[string]*proctest.Proc
 	wsPath  string
 	base    []string // environment of every ordo program
 }
@@ -59,7 +59,7 @@ func pgURL(host string) string {
 func newPartitionStack(t *testing.T) *partitionStack {
 	began := time.Now()
 	pt := &partitionStack{net: netns.New(t), ns: map[string]*netns.NS{}, links: map[string]*netns.Link{},
-		pg: map[string]*pgtest.Cluster{}, workers: map[string]*proc{}}
+		pg: map[string]*pgtest.Cluster{}, workers: map[string]*proctest.Proc{}}
 	for _, n := range []string{"catalog", "node1", "node2", "w1", "w2", "w3", "gw1", "gw2", "rb", "client"} {
 		pt.ns[n] = pt.net.Add(n)
 	}
@@ -152,33 +152,11 @@ func (pt *partitionStack) linksOf(part string) []*netns.Link {
 }
 
 // startIn runs program in namespace ns, logging to a file.
-func (pt *partitionStack) startIn(t *testing.T, ns, program string, env ...string) *proc {
+func (pt *partitionStack) startIn(t *testing.T, ns, program string, env ...string) *proctest.Proc {
 	t.Helper()
-	name := ns + "-" + program
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := pt.ns[ns].Command(binary(t, program))
 	cmd.Env = append(append(os.Environ(), pt.base...), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- end of %s's log:\n%s", name, tail(logPath, 80))
-		}
-	})
-	return p
+	return proctest.Start(t, ns+"-"+program, cmd, 80)
 }
 
 // runIn runs program with args in ns to completion.
@@ -383,39 +361,34 @@ func finish(t *testing.T, pt *partitionStack, tr *traffic) {
 // workerCutFromNodes cuts the busiest worker off from both storage nodes;
 // it still heartbeats to the catalog, so it counts in everyone's fair share.
 func (pt *partitionStack) workerCutFromNodes(t *testing.T) {
-	victim := pt.busiest("w1", "w2")
-	tr := pt.traffic("a")
-	time.Sleep(2 * time.Second)
-	links := []*netns.Link{pt.link(victim, "node1"), pt.link(victim, "node2")}
-	t.Logf("cutting %s (holding %d shards) from node1 and node2", victim, pt.owned(victim))
-	at := cut(t, links)
-	time.Sleep(12 * time.Second)
-	healed := heal(t, links)
-	worst, n := failover(pt.h, at, healed)
-	time.Sleep(2 * time.Second)
-	finish(t, pt, tr)
-	t.Logf("FAILOVER worker cut from the nodes: %s (longest wait for a first delivery, over %d events acknowledged during the cut)", worst.Round(time.Millisecond), n)
-	if worst > 10*time.Second {
-		t.Errorf("failover took %s, want under 10s", worst)
-	}
-	pt.settle(t, "w1", "w2")
+	pt.cutBusiestWorker(t, "a", "the nodes", func(victim string) []*netns.Link {
+		return []*netns.Link{pt.link(victim, "node1"), pt.link(victim, "node2")}
+	})
 }
 
 // workerCutFromEverything cuts the busiest worker's every link: nodes,
 // catalog and webhook.
 func (pt *partitionStack) workerCutFromEverything(t *testing.T) {
+	pt.cutBusiestWorker(t, "b", "everything", pt.linksOf)
+}
+
+// cutBusiestWorker cuts the busiest of w1 and w2 from what (the links
+// linksOf returns for it) for 12 seconds under traffic of keys named
+// prefix, and checks another worker took over its shards within 10
+// seconds.
+func (pt *partitionStack) cutBusiestWorker(t *testing.T, prefix, what string, linksOf func(victim string) []*netns.Link) {
 	victim := pt.busiest("w1", "w2")
-	tr := pt.traffic("b")
+	tr := pt.traffic(prefix)
 	time.Sleep(2 * time.Second)
-	links := pt.linksOf(victim)
-	t.Logf("cutting %s (holding %d shards) from everything", victim, pt.owned(victim))
+	links := linksOf(victim)
+	t.Logf("cutting %s (holding %d shards) from %s", victim, pt.owned(victim), what)
 	at := cut(t, links)
 	time.Sleep(12 * time.Second)
 	healed := heal(t, links)
 	worst, n := failover(pt.h, at, healed)
 	time.Sleep(2 * time.Second)
 	finish(t, pt, tr)
-	t.Logf("FAILOVER worker cut from everything: %s (over %d events acknowledged during the cut)", worst.Round(time.Millisecond), n)
+	t.Logf("FAILOVER worker cut from %s: %s (longest wait for a first delivery, over %d events acknowledged during the cut)", what, worst.Round(time.Millisecond), n)
 	if worst > 10*time.Second {
 		t.Errorf("failover took %s, want under 10s", worst)
 	}
@@ -522,7 +495,7 @@ func (pt *partitionStack) rebalanceCutFromCatalog(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	healed := heal(t, links)
-	rb.kill()
+	rb.Kill()
 	time.Sleep(2 * time.Second)
 	client := waited(pt.h, at.Add(-time.Second), time.Now())
 	worst, n := failover(pt.h, at, healed)

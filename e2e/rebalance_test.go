@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/ordo-pipeline/ordo/internal/checker"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -19,7 +20,7 @@ const writeKey = "wk_e2e"
 // workspaceFor writes a workspace file with one source, of write key
 // writeKey, and one destination "hook", a webhook at hook + "/events".
 func workspaceFor(t *testing.T, hook string) string {
-	return writeJSON(t, t.TempDir(), "workspace.json", map[string]any{
+	return proctest.WriteJSON(t, t.TempDir(), "workspace.json", map[string]any{
 		"sources": []any{map[string]any{"id": "web", "writeKey": writeKey, "destinations": []string{"hook"}}},
 		"destinations": []any{map[string]any{
 			"id": "hook", "type": "webhook",
@@ -38,10 +39,31 @@ func workspaceWith(t *testing.T, hooks ...*webhook) string {
 		ids = append(ids, h.id)
 		dests = append(dests, h.destination())
 	}
-	return writeJSON(t, t.TempDir(), "workspace.json", map[string]any{
+	return proctest.WriteJSON(t, t.TempDir(), "workspace.json", map[string]any{
 		"sources":      []any{map[string]any{"id": "web", "writeKey": writeKey, "destinations": ids}},
 		"destinations": dests,
 	})
+}
+
+// hooked is where the tests under traffic start: Postgres nodes, the
+// first holding the catalog, and a workspace whose one destination is
+// hook, a webhook that fails 5% of its requests and records what it is
+// sent in h.
+type hooked struct {
+	nodes   []*pgtest.Cluster
+	catalog string // the ORDO_CATALOG_URL setting
+	ws      string // the ORDO_WORKSPACE_CONFIG setting
+	h       *checker.History
+	hook    *webhook
+}
+
+// newHooked starts n nodes and the webhook.
+func newHooked(t *testing.T, n int) *hooked {
+	c := &hooked{nodes: pgtest.Start(t, n), h: checker.NewHistory()}
+	c.catalog = "ORDO_CATALOG_URL=" + c.nodes[0].URL()
+	c.hook = newWebhook(t, c.h, "hook", 5*time.Second, 0.05)
+	c.ws = "ORDO_WORKSPACE_CONFIG=" + workspaceWith(t, c.hook)
+	return c
 }
 
 func nodesEnv(nodes []*pgtest.Cluster, which ...int) string {
@@ -60,60 +82,41 @@ func nodesEnv(nodes []*pgtest.Cluster, which ...int) string {
 // acknowledged event must have been delivered, first deliveries in order
 // per key, no request failed, and the removed node empty.
 func TestRebalanceUnderTraffic(t *testing.T) {
-	nodes := pgtest.Start(t, 3)
-	catalog := "ORDO_CATALOG_URL=" + nodes[0].URL()
-	h := checker.NewHistory()
-	hook := newWebhook(t, h, "hook", 5*time.Second, 0.05)
-	ws := "ORDO_WORKSPACE_CONFIG=" + workspaceWith(t, hook)
-	base := []string{catalog, "ORDO_SHARDS=24", "ORDO_LOG_LEVEL=info"}
+	c := newHooked(t, 3)
+	base := []string{c.catalog, "ORDO_SHARDS=24", "ORDO_LOG_LEVEL=info"}
 
-	out, ps := runOnce(t, "rebalance", append(base, nodesEnv(nodes, 1, 2)))
-	if ps.ExitCode() != 0 {
-		t.Fatalf("bootstrap: exit %d\n%s", ps.ExitCode(), out)
-	}
-
-	var gateways []string
-	for i := range 2 {
-		addr := freeAddr(t)
-		start(t, fmt.Sprintf("gateway-%d", i+1), "gateway", []string{catalog, ws, "ORDO_HTTP_ADDR=" + addr})
-		gateways = append(gateways, "http://"+addr)
-	}
+	runRebalance(t, "bootstrap", append(base, nodesEnv(c.nodes, 1, 2)))
 	// The workers execute no moves, so that rebalance executes them and its
 	// fail points are reached (workers healing moves: worker's tests).
-	workerEnv := []string{catalog, ws, "ORDO_ADMIN_ADDR=127.0.0.1:0", "ORDO_WORKER_MOVES=0"}
+	workerEnv := []string{c.catalog, c.ws, "ORDO_ADMIN_ADDR=127.0.0.1:0", "ORDO_WORKER_MOVES=0"}
 	w1 := start(t, "worker-1", "worker", workerEnv)
 	start(t, "worker-2", "worker", workerEnv)
-	for _, g := range gateways {
-		waitReady(t, g+"/ready", 30*time.Second)
-	}
+	gateways := startGateways(t, 2, []string{c.catalog, c.ws}).urls
 
-	tr := newTraffic(h, gateways, writeKey, hook.id)
+	tr := newTraffic(c.h, gateways, writeKey, c.hook.id)
 	tr.start(40, 5*time.Millisecond)
 	time.Sleep(3 * time.Second)
 
 	// Scale out.
 	t.Logf("scale out starts at %s", time.Now().Format("15:04:05.000"))
 	tr.phase.Store("moving")
-	out, ps = runOnce(t, "rebalance", append(base, nodesEnv(nodes, 1, 2, 3)))
-	if ps.ExitCode() != 0 {
-		t.Fatalf("scale out: exit %d\n%s", ps.ExitCode(), out)
-	}
-	t.Logf("scale out:\n%s", lastLines(out, 3))
+	out := runRebalance(t, "scale out", append(base, nodesEnv(c.nodes, 1, 2, 3)))
+	t.Logf("scale out:\n%s", proctest.LastLines(out, 3))
 	tr.phase.Store("between")
 
 	// A worker dies and comes back.
 	t.Logf("worker-1 killed at %s", time.Now().Format("15:04:05.000"))
-	w1.kill()
+	w1.Kill()
 	time.Sleep(500 * time.Millisecond)
 	start(t, "worker-1b", "worker", workerEnv)
 	time.Sleep(2 * time.Second)
 
 	// Scale in, removing node1, with rebalance killed at every step.
 	tr.phase.Store("moving")
-	down := append(base, nodesEnv(nodes, 2, 3))
+	down := append(base, nodesEnv(c.nodes, 2, 3))
 	for _, fp := range []string{"rebalance.after_plan", "move.after_target_ready", "move.after_fenced", "move.after_flipped", "move.after_copied", "move.after_source_dropped", "move.after_done"} {
 		t.Logf("rebalance with %s starts at %s", fp, time.Now().Format("15:04:05.000"))
-		out, ps = runOnce(t, "rebalance", append(down, "ORDO_FAILPOINTS="+fp))
+		out, ps := runOnce(t, "rebalance", append(down, "ORDO_FAILPOINTS="+fp))
 		ws, _ := ps.Sys().(syscall.WaitStatus)
 		switch {
 		case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
@@ -124,18 +127,15 @@ func TestRebalanceUnderTraffic(t *testing.T) {
 			t.Fatalf("rebalance with %s: %v\n%s", fp, ps, out)
 		}
 	}
-	out, ps = runOnce(t, "rebalance", down)
-	if ps.ExitCode() != 0 {
-		t.Fatalf("scale in: exit %d\n%s", ps.ExitCode(), out)
-	}
-	t.Logf("scale in:\n%s", lastLines(out, 3))
+	out = runRebalance(t, "scale in", down)
+	t.Logf("scale in:\n%s", proctest.LastLines(out, 3))
 	tr.phase.Store("after")
 	time.Sleep(2 * time.Second)
 	tr.finish()
 
 	// Every acknowledged event arrives, first deliveries in order per key.
 	// Redeliveries come only from the killed worker's last moments.
-	checkGuarantees(t, h, nodes, 90*time.Second, checker.Limits{MaxNotTimeoutDuplicates: 0.01})
+	checkGuarantees(t, c.h, c.nodes, 90*time.Second, checker.Limits{MaxNotTimeoutDuplicates: 0.01})
 
 	// No request failed because of the moves.
 	if n, errs := tr.failures(5); n > 0 {
@@ -147,7 +147,7 @@ func TestRebalanceUnderTraffic(t *testing.T) {
 	}
 
 	// The removed node holds nothing and is detached.
-	out, ps = runOnce(t, "rebalance", []string{catalog}, "status")
+	out, ps := runOnce(t, "rebalance", []string{c.catalog}, "status")
 	t.Logf("status:\n%s", out)
 	if ps.ExitCode() != 0 || !strings.Contains(out, "moves in progress: none") {
 		t.Errorf("status: exit %d\n%s", ps.ExitCode(), out)
@@ -157,7 +157,7 @@ func TestRebalanceUnderTraffic(t *testing.T) {
 			t.Errorf("node1 is not detached: %q", line)
 		}
 	}
-	conn, err := pgx.Connect(context.Background(), nodes[0].URL())
+	conn, err := pgx.Connect(context.Background(), c.nodes[0].URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +169,4 @@ func TestRebalanceUnderTraffic(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM ordo.dead_letters`).Scan(&dead); err != nil || dead != 0 {
 		t.Errorf("node1 still holds %d dead letters (err %v)", dead, err)
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 // The secrets TestSecretsStayOut plants: each holds a marker that no
@@ -105,7 +106,7 @@ func (o *outputs) add(where, text string) {
 func TestSecretsStayOut(t *testing.T) {
 	nodes := pgtest.Start(t, 2)
 	hook := newSecretHook(t)
-	ws := writeJSON(t, t.TempDir(), "workspace.json", map[string]any{
+	ws := proctest.WriteJSON(t, t.TempDir(), "workspace.json", map[string]any{
 		"sources": []any{map[string]any{"id": "web", "writeKey": secretKey, "destinations": []string{"hook"}}},
 		"destinations": []any{map[string]any{
 			"id": "hook", "type": "webhook",
@@ -127,11 +128,11 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatalf("bootstrap: exit %d\n%s", code, out.parts[len(out.parts)-1])
 	}
 
-	gwAddr, adminAddr := freeAddr(t), freeAddr(t)
+	gwAddr, adminAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	gw := start(t, "gateway", "gateway", []string{catalog, "ORDO_WORKSPACE_CONFIG=" + ws, "ORDO_HTTP_ADDR=" + gwAddr, debug})
 	wk := start(t, "worker", "worker", []string{catalog, "ORDO_WORKSPACE_CONFIG=" + ws, "ORDO_ADMIN_ADDR=" + adminAddr, debug})
 	gwURL := "http://" + gwAddr
-	waitReady(t, gwURL+"/ready", 30*time.Second)
+	proctest.WaitReady(t, gwURL+"/ready", 30*time.Second)
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	send := func(what string, i int) int {
@@ -190,7 +191,7 @@ func TestSecretsStayOut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitReady(t, gwURL+"/ready", 30*time.Second)
+	proctest.WaitReady(t, gwURL+"/ready", 30*time.Second)
 
 	// Status, dry runs, an unreachable node, the admin and metrics pages.
 	unreachable := fmt.Sprintf("node3=postgres://postgres:%s@127.0.0.1:1/postgres?sslmode=disable", url.QueryEscape(pgPassword))
@@ -242,7 +243,7 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	// Catalogs that do not answer (the second one's '#' cuts the URL
 	// short: it is the password, unencoded): the programs log and retry.
-	var waiting []*proc
+	var waiting []*proctest.Proc
 	for i, setting := range []string{
 		"ORDO_CATALOG_URL=postgres://postgres:" + url.QueryEscape(pgPassword) + "@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1",
 		"ORDO_CATALOG_URL=postgres://postgres:pa#" + pgMarker + "@127.0.0.1:1/postgres",
@@ -255,9 +256,9 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	for _, p := range waiting {
-		p.kill()
-		data, _ := os.ReadFile(p.log)
-		out.add(p.name, string(data))
+		p.Kill()
+		data, _ := os.ReadFile(p.Log)
+		out.add(p.Name, string(data))
 	}
 
 	// The deliveries happened, with the headers: the secrets were in use.
@@ -276,11 +277,11 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the dead letters' flush
 	rebalance("status with dead letters", []string{catalog}, "status")
-	gw.kill()
-	wk.kill()
-	for _, p := range []*proc{gw, wk} {
-		data, _ := os.ReadFile(p.log)
-		out.add(p.name+"'s log", string(data))
+	gw.Kill()
+	wk.Kill()
+	for _, p := range []*proctest.Proc{gw, wk} {
+		data, _ := os.ReadFile(p.Log)
+		out.add(p.Name+"'s log", string(data))
 	}
 
 	var all strings.Builder

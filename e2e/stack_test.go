@@ -2,20 +2,15 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net"
-	"net/http"
+	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
-	"syscall"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/buildtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
@@ -29,73 +24,12 @@ func binary(t *testing.T, name string) string {
 	return buildtest.Program(t, name)
 }
 
-// proc is one running program whose output goes to a log file.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	done   chan struct{}
-	err    error
-	killed atomic.Bool // the test killed it
-}
-
 // start runs program with env (added to the test's environment).
-func start(t *testing.T, name, program string, env []string, args ...string) *proc {
+func start(t *testing.T, name, program string, env []string, args ...string) *proctest.Proc {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(binary(t, program), args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- end of %s's log:\n%s", name, tail(logPath, 40))
-		}
-	})
-	return p
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		p.killed.Store(true)
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// crashed reports whether the program exited without the test killing
-// it, and how.
-func (p *proc) crashed() (bool, error) {
-	select {
-	case <-p.done:
-		return !p.killed.Load(), p.err
-	default:
-		return false, nil
-	}
-}
-
-func tail(path string, lines int) string {
-	data, _ := os.ReadFile(path)
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
+	return proctest.Start(t, name, cmd, 40)
 }
 
 // runOnce runs program to completion and returns its output and state.
@@ -109,44 +43,38 @@ func runOnce(t *testing.T, program string, env []string, args ...string) (string
 	return string(out), cmd.ProcessState
 }
 
-func freeAddr(t *testing.T) string {
+// runRebalance runs rebalance with env to completion, fails the test
+// saying what the run was for when it does not exit 0, and returns its
+// output.
+func runRebalance(t *testing.T, what string, env []string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	out, ps := runOnce(t, "rebalance", env)
+	if ps.ExitCode() != 0 {
+		t.Fatalf("%s: exit %d\n%s", what, ps.ExitCode(), out)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return out
 }
 
-// waitReady polls url until it answers 200.
-func waitReady(t *testing.T, url string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready within %s", url, within)
+// gateways are gateways started by startGateways.
+type gateways struct {
+	procs []*proctest.Proc
+	addrs []string // listen addresses
+	urls  []string // http://addr
 }
 
-// writeJSON writes v as JSON to a new file in dir.
-func writeJSON(t *testing.T, dir, name string, v any) string {
+// startGateways starts n gateways, gateway-1 to gateway-n, each on a free
+// address with env, and waits until they are ready.
+func startGateways(t *testing.T, n int, env []string) gateways {
 	t.Helper()
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
+	var g gateways
+	for i := range n {
+		addr := proctest.FreeAddr(t)
+		g.procs = append(g.procs, start(t, fmt.Sprintf("gateway-%d", i+1), "gateway", append(slices.Clip(env), "ORDO_HTTP_ADDR="+addr)))
+		g.addrs = append(g.addrs, addr)
+		g.urls = append(g.urls, "http://"+addr)
 	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
+	for _, u := range g.urls {
+		proctest.WaitReady(t, u+"/ready", 30*time.Second)
 	}
-	return path
+	return g
 }

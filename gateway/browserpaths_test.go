@@ -101,10 +101,7 @@ func TestPixel(t *testing.T) {
 		"&anonymousId=%22pixel-anon%22&event=Opened+Email&properties.campaign=spring&properties.ab.variant=b&context.page.url=https%3A%2F%2Fx.example%2F%3Fa%3D1%26b%3D%3C2%3E", "", nil), 200, "")
 	checkGIF("page", b.request(t, http.MethodGet, "/pixel/v1/page?writeKey="+key+"&userId=pixel-user&name=", "", nil), 200, "")
 
-	rows := b.c.rows(t, b.prefix+"-one")
-	if len(rows) != 2 {
-		t.Fatalf("stored %d rows, want 2", len(rows))
-	}
+	rows := b.c.storedRows(t, b.prefix+"-one", 2)
 	for _, r := range rows {
 		ev := r.event
 		sent, err := time.Parse(time.RFC3339, ev["sentAt"].(string))

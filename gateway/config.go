@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -116,7 +114,7 @@ func (c *Config) Validate() error {
 		// pgconn's parse errors redact the password.
 		return &cli.SettingError{Var: "ORDO_CATALOG_URL", Msg: "not a valid Postgres URL: " + err.Error()}
 	}
-	if err := checkAddr(c.HTTPAddr); err != nil {
+	if err := cli.CheckAddr(c.HTTPAddr); err != nil {
 		return &cli.SettingError{Var: "ORDO_HTTP_ADDR", Msg: err.Error()}
 	}
 	if c.BatchMaxRows < 1 || c.BatchMaxRows > maxBatchRows {
@@ -152,16 +150,4 @@ func (c *Config) Validate() error {
 		}
 	}
 	return c.Log.Validate()
-}
-
-// checkAddr checks a listen address such as ":8080" or "127.0.0.1:0".
-func checkAddr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("not a listen address like :8080: %q", addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("port %q must be a number between 0 and 65535", port)
-	}
-	return nil
 }

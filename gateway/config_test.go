@@ -1,12 +1,7 @@
 package gateway
 
 import (
-	"bytes"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,40 +41,24 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("parseConfig with --addr over a bad ORDO_HTTP_ADDR = %q, %v; want the flag's 127.0.0.1:9100", cfg.HTTPAddr, err)
 	}
 
-	for _, tc := range []struct {
-		args    []string
-		environ map[string]string
-		want    string
-	}{
-		{[]string{"-addr", "nowhere"}, env(), "-addr"},
-		{[]string{"--addr", "127.0.0.1:99999"}, env(), "-addr"},
-		{nil, env("ORDO_HTTP_ADDR", "nowhere"), "ORDO_HTTP_ADDR"},
-		{[]string{"-addr", ":8080"}, map[string]string{}, "ORDO_CATALOG_URL"},
-		{nil, env("ORDO_BATCH_MAX_ROWS", "lots"), "ORDO_BATCH_MAX_ROWS"},
-		{nil, env("ORDO_WRITE_TIMEOUT", "-1s"), "ORDO_WRITE_TIMEOUT"},
-		{nil, env("ORDO_PUBLIC_URL", "events.example.com"), "ORDO_PUBLIC_URL"},
-		{nil, env("ORDO_MAX_INFLIGHT_MIB", "8"), "ORDO_MAX_INFLIGHT_MIB"},
-		{nil, env("ORDO_MAX_INFLIGHT_MIB", "lots"), "ORDO_MAX_INFLIGHT_MIB"},
-		{nil, env("ORDO_READ_HEADER_TIMEOUT", "0s"), "ORDO_READ_HEADER_TIMEOUT"},
-		{nil, env("ORDO_READ_TIMEOUT", "-1s"), "ORDO_READ_TIMEOUT"},
-		{nil, env("ORDO_IDLE_TIMEOUT", "soon"), "ORDO_IDLE_TIMEOUT"},
-		{[]string{"-nope"}, env(), "-nope"},
-		{[]string{"serve"}, env(), `"serve"`},
-	} {
-		_, err := parseConfig(tc.args, tc.environ, io.Discard)
-		clitest.CheckUsageError(t, fmt.Sprintf("parseConfig(%q, %v)", tc.args, tc.environ), err, tc.want)
-	}
+	clitest.CheckUsageErrors(t, parseConfig, []clitest.UsageCase{
+		{Args: []string{"-addr", "nowhere"}, Environ: env(), Want: "-addr"},
+		{Args: []string{"--addr", "127.0.0.1:99999"}, Environ: env(), Want: "-addr"},
+		{Environ: env("ORDO_HTTP_ADDR", "nowhere"), Want: "ORDO_HTTP_ADDR"},
+		{Args: []string{"-addr", ":8080"}, Want: "ORDO_CATALOG_URL"},
+		{Environ: env("ORDO_BATCH_MAX_ROWS", "lots"), Want: "ORDO_BATCH_MAX_ROWS"},
+		{Environ: env("ORDO_WRITE_TIMEOUT", "-1s"), Want: "ORDO_WRITE_TIMEOUT"},
+		{Environ: env("ORDO_PUBLIC_URL", "events.example.com"), Want: "ORDO_PUBLIC_URL"},
+		{Environ: env("ORDO_MAX_INFLIGHT_MIB", "8"), Want: "ORDO_MAX_INFLIGHT_MIB"},
+		{Environ: env("ORDO_MAX_INFLIGHT_MIB", "lots"), Want: "ORDO_MAX_INFLIGHT_MIB"},
+		{Environ: env("ORDO_READ_HEADER_TIMEOUT", "0s"), Want: "ORDO_READ_HEADER_TIMEOUT"},
+		{Environ: env("ORDO_READ_TIMEOUT", "-1s"), Want: "ORDO_READ_TIMEOUT"},
+		{Environ: env("ORDO_IDLE_TIMEOUT", "soon"), Want: "ORDO_IDLE_TIMEOUT"},
+		{Args: []string{"-nope"}, Environ: env(), Want: "-nope"},
+		{Args: []string{"serve"}, Environ: env(), Want: `"serve"`},
+	})
 
 	for _, environ := range []map[string]string{{}, env("ORDO_BATCH_MAX_ROWS", "lots")} {
-		var usage bytes.Buffer
-		_, err := parseConfig([]string{"-h"}, environ, &usage)
-		if !errors.Is(err, flag.ErrHelp) {
-			t.Errorf("parseConfig(-h) with %v = %v, want flag.ErrHelp", environ, err)
-		}
-		for _, want := range []string{"ORDO_CATALOG_URL", "ORDO_HTTP_ADDR", "-addr", "ORDO_MAX_INFLIGHT_MIB", "ORDO_READ_HEADER_TIMEOUT", "ORDO_READ_TIMEOUT", "ORDO_IDLE_TIMEOUT"} {
-			if !strings.Contains(usage.String(), want) {
-				t.Errorf("-h with %v does not mention %s:\n%s", environ, want, usage.String())
-			}
-		}
+		clitest.CheckHelp(t, parseConfig, []string{"-h"}, environ, "ORDO_CATALOG_URL", "ORDO_HTTP_ADDR", "-addr", "ORDO_MAX_INFLIGHT_MIB", "ORDO_READ_HEADER_TIMEOUT", "ORDO_READ_TIMEOUT", "ORDO_IDLE_TIMEOUT")
 	}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/cli/clitest"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
@@ -112,11 +111,7 @@ func TestSlowNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.nodeURL("n1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := pgtest.Connect(t, c.nodeURL("n1"))
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -181,11 +176,7 @@ func TestFenceRetry(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n1, err := pgx.Connect(ctx, c.nodeURL("n1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n1.Close(ctx)
+	n1 := pgtest.Connect(t, c.nodeURL("n1"))
 	tx, err := n1.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -212,19 +203,11 @@ func TestFenceRetry(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 
-	n2, err := pgx.Connect(ctx, c.nodeURL("n2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n2.Close(ctx)
+	n2 := pgtest.Connect(t, c.nodeURL("n2"))
 	if err := schema.Create(ctx, n2, p.Shard, p.Epoch+1); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := pgx.Connect(ctx, c.catalogURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close(ctx)
+	cat := pgtest.Connect(t, c.catalogURL)
 	if _, err := cat.Exec(ctx, `UPDATE ordo_catalog.shards SET node = 'n2', epoch = epoch + 1, state = 'moving' WHERE shard = $1`, p.Shard); err != nil {
 		t.Fatal(err)
 	}
@@ -263,18 +246,25 @@ func TestFenceRetry(t *testing.T) {
 	}
 }
 
-// TestReadyWithoutCatalog starts a gateway whose catalog does not answer:
-// /health is 200, /ready and writes are 503.
-func TestReadyWithoutCatalog(t *testing.T) {
-	t.Parallel()
+// noCatalogConfig is the config of a gateway whose catalog does not
+// answer: nothing listens on its port.
+func noCatalogConfig(t *testing.T) Config {
+	t.Helper()
 	port, err := pgtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{
+	return Config{
 		CatalogURL:   fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1", port),
 		BatchMaxRows: 100, BatchMaxWait: time.Millisecond, WriteTimeout: time.Second,
 	}
+}
+
+// TestReadyWithoutCatalog starts a gateway whose catalog does not answer:
+// /health is 200, /ready and writes are 503.
+func TestReadyWithoutCatalog(t *testing.T) {
+	t.Parallel()
+	cfg := noCatalogConfig(t)
 	g, err := New(cfg, testWorkspace(t, "nocatalog"), Options{MapPoll: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -290,38 +280,13 @@ func TestReadyWithoutCatalog(t *testing.T) {
 	check503(t, b.post(t, "/v1/track", `{"userId": "u", "event": "e"}`))
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestClientHangUpIsNotAStoreFailure checks that a request whose client
 // went away before its events were stored is not logged as the store
 // failing, while a store failure is.
 func TestClientHangUpIsNotAStoreFailure(t *testing.T) {
 	t.Parallel()
-	port, err := pgtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		CatalogURL:   fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1", port),
-		BatchMaxRows: 100, BatchMaxWait: time.Millisecond, WriteTimeout: time.Second,
-	}
-	var logs lockedBuffer
+	cfg := noCatalogConfig(t)
+	var logs clitest.Buffer
 	g, err := New(cfg, testWorkspace(t, "hangup"), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -127,13 +127,8 @@ func TestBatchLandsInOrder(t *testing.T) {
 		}
 	}
 	resp := b.post(t, "/v1/batch", `{"batch": [`+strings.Join(events, ",")+`]}`)
-	if resp.status != http.StatusOK {
-		t.Fatalf("status %d (%s), want 200", resp.status, resp.body)
-	}
-	rows := b.c.rows(t, b.prefix+"-web")
-	if len(rows) != users*perUser*2 {
-		t.Fatalf("stored %d rows, want %d", len(rows), users*perUser*2)
-	}
+	resp.checkOK(t)
+	rows := b.c.storedRows(t, b.prefix+"-web", users*perUser*2)
 	snap := b.c.placement(t)
 	nodes := map[string]bool{}
 	seen := map[string][]int{} // key and destination → n in stored order
@@ -163,12 +158,8 @@ func TestGzipBatch(t *testing.T) {
 	b := setup(t, sharedClusterFor(t), nil)
 	body := gzipped(t, []byte(`{"batch": [{"type": "identify", "userId": "gz-1"}, {"type": "track", "userId": "gz-2", "event": "e"}]}`))
 	resp := b.request(t, http.MethodPost, "/v1/batch", b.key, body, "Content-Encoding", "gzip")
-	if resp.status != http.StatusOK {
-		t.Fatalf("status %d (%s), want 200", resp.status, resp.body)
-	}
-	if rows := b.c.rows(t, b.prefix+"-web"); len(rows) != 4 {
-		t.Errorf("stored %d rows, want 4", len(rows))
-	}
+	resp.checkOK(t)
+	b.c.storedRows(t, b.prefix+"-web", 4)
 }
 
 // TestBatchWithOneBadEventStoresNothing checks a batch is all or nothing.
@@ -184,9 +175,7 @@ func TestBatchWithOneBadEventStoresNothing(t *testing.T) {
 	if resp.status != http.StatusBadRequest || !strings.HasPrefix(resp.errorMessage(t), "batch[37]: ") {
 		t.Fatalf("status %d (%s), want 400 naming batch[37]", resp.status, resp.body)
 	}
-	if rows := b.c.rows(t, b.prefix+"-web"); len(rows) != 0 {
-		t.Errorf("stored %d rows, want 0", len(rows))
-	}
+	b.c.storedRows(t, b.prefix+"-web", 0)
 }
 
 // TestSourceWithoutDestinations answers 200 and stores nothing.
@@ -194,12 +183,8 @@ func TestSourceWithoutDestinations(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sharedClusterFor(t), nil)
 	resp := b.request(t, http.MethodPost, "/v1/track", b.prefix+"-key0", []byte(`{"userId": "u", "event": "e"}`))
-	if resp.status != http.StatusOK {
-		t.Fatalf("status %d (%s), want 200", resp.status, resp.body)
-	}
-	if rows := b.c.rows(t, b.prefix+"-none"); len(rows) != 0 {
-		t.Errorf("stored %d rows, want 0", len(rows))
-	}
+	resp.checkOK(t)
+	b.c.storedRows(t, b.prefix+"-none", 0)
 }
 
 // TestBatchSharedFields checks that context, integrations and sentAt at
@@ -216,13 +201,8 @@ func TestBatchSharedFields(t *testing.T) {
 		"sentAt": "2024-05-01T10:00:00.000Z",
 		"writeKey": "ignored"
 	}`))
-	if resp.status != http.StatusOK {
-		t.Fatalf("status %d (%s), want 200", resp.status, resp.body)
-	}
-	rows := b.c.rows(t, b.prefix+"-one")
-	if len(rows) != 2 {
-		t.Fatalf("stored %d rows, want 2", len(rows))
-	}
+	resp.checkOK(t)
+	rows := b.c.storedRows(t, b.prefix+"-one", 2)
 	for _, r := range rows {
 		ctx, _ := json.Marshal(r.event["context"])
 		want := `{"library":{"name":"analytics-go"}}`
@@ -297,10 +277,7 @@ func TestTrickyEventsAreStored(t *testing.T) {
 			t.Errorf("POST %.60s: status %d (%s), want 200", ev, resp.status, resp.body)
 		}
 	}
-	rows := b.c.rows(t, b.prefix+"-web")
-	if len(rows) != 2*len(events) {
-		t.Fatalf("stored %d rows, want %d", len(rows), 2*len(events))
-	}
+	rows := b.c.storedRows(t, b.prefix+"-web", 2*len(events))
 	for _, want := range []string{`"a\u0000b"`, `"\ud800 \udc00 \ud83d\ude00"`, `1e999999`, `0.1000000000000000000001`, `😀`} {
 		found := false
 		for _, r := range rows {
@@ -328,10 +305,7 @@ func TestNonStringGroupAndPreviousIDs(t *testing.T) {
 			t.Errorf("POST %s %s: status %d (%s), want 200", p.path, p.body, resp.status, resp.body)
 		}
 	}
-	rows := b.c.rows(t, b.prefix+"-web")
-	if len(rows) != 2*len(posts) {
-		t.Fatalf("stored %d rows, want %d", len(rows), 2*len(posts))
-	}
+	rows := b.c.storedRows(t, b.prefix+"-web", 2*len(posts))
 	for _, p := range posts {
 		found := false
 		for _, r := range rows {

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"cmp"
-	"errors"
-	"flag"
 	"io"
 	"os"
 	"runtime/debug"
@@ -62,13 +60,7 @@ func parseConfig(args []string, environ map[string]string, usage io.Writer) (Con
 // Main is the gateway program: it parses args and the environment, serves
 // until SIGINT or SIGTERM, and exits with the contract's status codes.
 func Main(args []string) {
-	cfg, err := parseConfig(args, nil, os.Stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		cli.Exit("gateway", nil)
-	}
-	if err != nil {
-		cli.Exit("gateway", err)
-	}
+	cfg := cli.ParseOrExit("gateway", args, parseConfig)
 	tuneGC(cfg)
 	ws, err := workspace.Load(cfg.WorkspaceConfig)
 	if err != nil {

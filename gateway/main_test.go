@@ -196,6 +196,14 @@ type response struct {
 }
 
 // errorMessage returns the "error" member of a JSON error body.
+// checkOK fails the test unless resp is a 200.
+func (r response) checkOK(t testing.TB) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d (%s), want 200", r.status, r.body)
+	}
+}
+
 func (r response) errorMessage(t testing.TB) string {
 	t.Helper()
 	var body struct {
@@ -309,6 +317,17 @@ func (c *cluster) rows(t testing.TB, source string) []storedRow {
 		conn.Close(ctx)
 	}
 	return out
+}
+
+// storedRows returns the rows of source as rows does, failing the test
+// unless there are want of them.
+func (c *cluster) storedRows(t testing.TB, source string, want int) []storedRow {
+	t.Helper()
+	rows := c.rows(t, source)
+	if len(rows) != want {
+		t.Fatalf("stored %d rows, want %d", len(rows), want)
+	}
+	return rows
 }
 
 // placement loads the cluster's shard map.

@@ -27,23 +27,14 @@ An unreachable node is shown as such and makes the exit status 1.`
 // nil), writing to out.
 func Run(ctx context.Context, args []string, environ map[string]string, out io.Writer, settings string) error {
 	fs := flag.NewFlagSet("ordoctl status", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", Summary)
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nSettings (environment variables):\n%s", settings)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(out)
-			fs.Usage()
-			return nil
-		}
-		return fmt.Errorf("%w: %w (see ordoctl status --help)", cli.ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q (see ordoctl status --help)", cli.ErrUsage, fs.Arg(0))
+	if help, err := cli.ParseCommand(fs, args, out); help || err != nil {
+		return err
 	}
 	cfg, err := cli.ParseEnv[cli.CatalogConfig](environ)
 	if err != nil {

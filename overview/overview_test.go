@@ -58,11 +58,7 @@ func TestRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cat, err := pgx.Connect(ctx, catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close(context.Background())
+	cat := pgtest.Connect(t, catalog)
 	if _, err := cat.Exec(ctx, `INSERT INTO ordo_catalog.workers (id) VALUES ('w-test'), ('w-gone');
 		UPDATE ordo_catalog.workers SET heartbeat_at = now() - interval '1 minute' WHERE id = 'w-gone'`); err != nil {
 		t.Fatal(err)

@@ -18,12 +18,7 @@ func setup(t *testing.T) *pgx.Conn {
 	if err := migrations.Node(t.Context(), c.URL()); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(t.Context(), c.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
+	return pgtest.Connect(t, c.URL())
 }
 
 func insert(ctx context.Context, conn *pgx.Conn, shard int) error {

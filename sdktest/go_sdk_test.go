@@ -1,7 +1,10 @@
 package sdktest
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -57,33 +60,44 @@ func (c *callbacks[M]) check(t *testing.T, want int) {
 }
 
 // testGoRudderStack sends the plan with rudderlabs/analytics-go, pointed at
-// the gateway as its README says: NewWithConfig with DataPlaneUrl. Close
-// sends what is queued as one batch, so the events arrive in order.
+// the gateway as its README says: NewWithConfig with DataPlaneUrl.
 func testGoRudderStack(t *testing.T, st *stack, scenario string) {
+	sendGoPlan[rudder.Message](t, st, scenario, func(cb *callbacks[rudder.Message]) (goClient[rudder.Message], error) {
+		return rudder.NewWithConfig(sourceKey(scenario), rudder.Config{DataPlaneUrl: st.gateway, Callback: cb})
+	}, rudder.Identify{}, rudder.Track{}, rudder.Page{}, rudder.Screen{}, rudder.Group{}, rudder.Alias{})
+}
+
+// testGoSegment sends the plan with segmentio/analytics-go, pointed at the
+// gateway as its docs say: NewWithConfig with Endpoint.
+func testGoSegment(t *testing.T, st *stack, scenario string) {
+	sendGoPlan[segment.Message](t, st, scenario, func(cb *callbacks[segment.Message]) (goClient[segment.Message], error) {
+		return segment.NewWithConfig(sourceKey(scenario), segment.Config{Endpoint: st.gateway, Callback: cb})
+	}, segment.Identify{}, segment.Track{}, segment.Page{}, segment.Screen{}, segment.Group{}, segment.Alias{})
+}
+
+// goClient is what the test uses of a Go SDK's client, whose messages are
+// of type M.
+type goClient[M any] interface {
+	Enqueue(M) error
+	Close() error
+}
+
+// sendGoPlan sends the plan of scenario with a Go SDK: a client from
+// newClient, reporting to the callbacks it is given, and the SDK's message
+// types kinds (Identify, Track, Page, Screen, Group, Alias). It checks what
+// the SDK reported and what reached the sink. Close sends what is queued as
+// one batch, so the events arrive in order.
+func sendGoPlan[M any](t *testing.T, st *stack, scenario string, newClient func(*callbacks[M]) (goClient[M], error), kinds ...M) {
+	t.Helper()
 	user := "user-" + scenario
 	calls := plan(scenario, goTracks, true)
-	cb := &callbacks[rudder.Message]{}
-	client, err := rudder.NewWithConfig(sourceKey(scenario), rudder.Config{DataPlaneUrl: st.gateway, Callback: cb})
+	cb := &callbacks[M]{}
+	client, err := newClient(cb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range calls {
-		var m rudder.Message
-		switch c.Type {
-		case "identify":
-			m = rudder.Identify{UserId: user, Traits: rudder.NewTraits().Set("plan", c.Mark)}
-		case "track":
-			m = rudder.Track{UserId: user, Event: c.Mark, Properties: rudder.NewProperties().Set("sdk", "analytics-go")}
-		case "page":
-			m = rudder.Page{UserId: user, Name: c.Mark}
-		case "screen":
-			m = rudder.Screen{UserId: user, Name: c.Mark}
-		case "group":
-			m = rudder.Group{UserId: user, GroupId: c.Mark}
-		case "alias":
-			m = rudder.Alias{UserId: user, PreviousId: c.Mark}
-		}
-		if err := client.Enqueue(m); err != nil {
+		if err := client.Enqueue(goMessage(t, kinds, user, c)); err != nil {
 			t.Fatalf("Enqueue %s: %v", c, err)
 		}
 	}
@@ -95,42 +109,42 @@ func testGoRudderStack(t *testing.T, st *stack, scenario string) {
 	checkLibrary(t, r, "analytics-go")
 }
 
-// testGoSegment sends the plan with segmentio/analytics-go, pointed at the
-// gateway as its docs say: NewWithConfig with Endpoint.
-func testGoSegment(t *testing.T, st *stack, scenario string) {
-	user := "user-" + scenario
-	calls := plan(scenario, goTracks, true)
-	cb := &callbacks[segment.Message]{}
-	client, err := segment.NewWithConfig(sourceKey(scenario), segment.Config{Endpoint: st.gateway, Callback: cb})
+// goMessage returns call c, made as user, as a message of the SDK whose
+// message types are kinds. Both Go SDKs (RudderStack's is a fork of
+// Segment's) name those types after the call and tag their fields with the
+// names of the JSON they send, so the call's fields as that JSON fill the
+// SDK's own type.
+func goMessage[M any](t *testing.T, kinds []M, user string, c sent) M {
+	t.Helper()
+	fields := map[string]any{"userId": user}
+	switch c.Type {
+	case "identify":
+		fields["traits"] = map[string]any{"plan": c.Mark}
+	case "track":
+		fields["event"], fields["properties"] = c.Mark, map[string]any{"sdk": "analytics-go"}
+	case "page", "screen":
+		fields["name"] = c.Mark
+	case "group":
+		fields["groupId"] = c.Mark
+	case "alias":
+		fields["previousId"] = c.Mark
+	}
+	data, err := json.Marshal(fields)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range calls {
-		var m segment.Message
-		switch c.Type {
-		case "identify":
-			m = segment.Identify{UserId: user, Traits: segment.NewTraits().Set("plan", c.Mark)}
-		case "track":
-			m = segment.Track{UserId: user, Event: c.Mark, Properties: segment.NewProperties().Set("sdk", "analytics-go")}
-		case "page":
-			m = segment.Page{UserId: user, Name: c.Mark}
-		case "screen":
-			m = segment.Screen{UserId: user, Name: c.Mark}
-		case "group":
-			m = segment.Group{UserId: user, GroupId: c.Mark}
-		case "alias":
-			m = segment.Alias{UserId: user, PreviousId: c.Mark}
-		}
-		if err := client.Enqueue(m); err != nil {
-			t.Fatalf("Enqueue %s: %v", c, err)
+	for _, k := range kinds {
+		if typ := reflect.TypeOf(k); strings.EqualFold(typ.Name(), c.Type) {
+			m := reflect.New(typ)
+			if err := json.Unmarshal(data, m.Interface()); err != nil {
+				t.Fatalf("%s as %s: %v", c, typ, err)
+			}
+			return m.Elem().Interface().(M)
 		}
 	}
-	if err := client.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cb.check(t, len(calls))
-	r := st.check(t, user, calls, true)
-	checkLibrary(t, r, "analytics-go")
+	t.Fatalf("the SDK has no message type for %s", c)
+	var none M
+	return none
 }
 
 // checkLibrary checks every delivered event names the SDK that sent it

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 // jsScenario is one run of a JavaScript SDK (see run.mjs, node-sdks.mjs
@@ -169,7 +171,7 @@ func testJS(t *testing.T, st *stack) {
 	}
 	werr := cmd.Wait()
 	if !done || werr != nil {
-		t.Fatalf("node run.mjs: %v (done: %v)\nstderr:\n%s", werr, done, lastLines(stderr.String(), 40))
+		t.Fatalf("node run.mjs: %v (done: %v)\nstderr:\n%s", werr, done, proctest.LastLines(stderr.String(), 40))
 	}
 
 	for _, name := range jsScenarios {

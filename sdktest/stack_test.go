@@ -4,19 +4,16 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/buildtest"
 	"github.com/ordo-pipeline/ordo/internal/pgtest"
+	"github.com/ordo-pipeline/ordo/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
@@ -45,12 +42,12 @@ func startStack(t *testing.T, scenarios []string) *stack {
 	}
 	node := pgtest.Start(t, 1)[0]
 	dir := t.TempDir()
-	sinkAddr := freeAddr(t)
+	sinkAddr := proctest.FreeAddr(t)
 	var sources []any
 	for _, s := range scenarios {
 		sources = append(sources, map[string]any{"id": s, "writeKey": sourceKey(s), "destinations": []string{"sink"}})
 	}
-	ws := writeJSON(t, dir, "workspace.json", map[string]any{
+	ws := proctest.WriteJSON(t, dir, "workspace.json", map[string]any{
 		"sources": sources,
 		"destinations": []any{map[string]any{
 			"id": "sink", "type": "webhook",
@@ -64,12 +61,12 @@ func startStack(t *testing.T, scenarios []string) *stack {
 	}
 	st := &stack{sinkOut: filepath.Join(dir, "sink.out")}
 	start(t, "sink", st.sinkOut, "ORDO_SINK_ADDR="+sinkAddr, "ORDO_SINK_VERBOSE=true")
-	gwAddr := freeAddr(t)
+	gwAddr := proctest.FreeAddr(t)
 	st.gateway = "http://" + gwAddr
 	start(t, "gateway", "", catalog, "ORDO_WORKSPACE_CONFIG="+ws, "ORDO_HTTP_ADDR="+gwAddr)
 	start(t, "worker", "", catalog, "ORDO_WORKSPACE_CONFIG="+ws, "ORDO_ADMIN_ADDR=127.0.0.1:0")
-	waitReady(t, st.gateway+"/ready", 30*time.Second)
-	waitReady(t, "http://"+sinkAddr+"/health", 10*time.Second)
+	proctest.WaitReady(t, st.gateway+"/ready", 30*time.Second)
+	proctest.WaitReady(t, "http://"+sinkAddr+"/health", 10*time.Second)
 	return st
 }
 
@@ -92,15 +89,8 @@ func run(t *testing.T, name string, env ...string) (string, error) {
 // stdout when not "", and its log to a file shown when the test fails.
 func start(t *testing.T, name, stdout string, env ...string) {
 	t.Helper()
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(program(t, name))
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if stdout != "" {
 		out, err := os.Create(stdout)
 		if err != nil {
@@ -109,67 +99,7 @@ func start(t *testing.T, name, stdout string, env ...string) {
 		t.Cleanup(func() { out.Close() })
 		cmd.Stdout = out
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait() //nolint:errcheck // killed at the end of the test
-		logFile.Close()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("--- log of %s:\n%s", name, lastLines(string(data), 30))
-		}
-	})
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitReady(t *testing.T, url string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			io.Copy(io.Discard, resp.Body) //nolint:errcheck // draining
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready within %s", url, within)
-}
-
-func writeJSON(t *testing.T, dir, name string, v any) string {
-	t.Helper()
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	proctest.Start(t, name, cmd, 30)
 }
 
 // delivered is one event as the sink printed it.

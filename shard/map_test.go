@@ -13,13 +13,13 @@ import (
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
-// TestMapFollowsNotifications checks that a Map with a poll far in the
-// future still sees a placement change at once: through LISTEN/NOTIFY.
-func TestMapFollowsNotifications(t *testing.T) {
-	t.Parallel()
-	nodes := pgtest.Start(t, 1)
-	url := nodes[0].URL()
-	cfg := &rebalance.Config{CatalogURL: url, Nodes: "n1=" + url, Shards: 8}
+// bootstrapped starts one Postgres node and bootstraps a cluster of
+// shards on it, the catalog on the same node. It returns a pool of
+// connections to it, closed when the test ends, and its URL.
+func bootstrapped(t *testing.T, shards int) (*pgxpool.Pool, string) {
+	t.Helper()
+	url := pgtest.Start(t, 1)[0].URL()
+	cfg := &rebalance.Config{CatalogURL: url, Nodes: "n1=" + url, Shards: shards}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,15 @@ func TestMapFollowsNotifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
+	return pool, url
+}
+
+// TestMapFollowsNotifications checks that a Map with a poll far in the
+// future still sees a placement change at once: through LISTEN/NOTIFY.
+func TestMapFollowsNotifications(t *testing.T) {
+	t.Parallel()
+	pool, _ := bootstrapped(t, 8)
 
 	m := shard.NewMap(pool, shard.MapConfig{Poll: time.Hour})
 	ctx, cancel := context.WithCancel(t.Context())

@@ -7,8 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/ordo-pipeline/ordo/internal/pgtest"
-	"github.com/ordo-pipeline/ordo/rebalance"
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
@@ -45,20 +43,7 @@ func (q *interleaved) QueryRow(ctx context.Context, sql string, args ...any) pgx
 // two maps).
 func TestLoadIsOneSnapshot(t *testing.T) {
 	t.Parallel()
-	nodes := pgtest.Start(t, 1)
-	url := nodes[0].URL()
-	cfg := &rebalance.Config{CatalogURL: url, Nodes: "n1=" + url, Shards: 4}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rebalance.Run(t.Context(), cfg, rebalance.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, url := bootstrapped(t, 4)
 	ctx := t.Context()
 	// Change n adds node "x<n>" and moves shard 1 there at epoch n+1.
 	q := &interleaved{pool: pool, hook: func(n int) {

@@ -70,16 +70,24 @@ func (f *fakeCatalog) awaitStart(t *testing.T, want int64) {
 	}
 }
 
-// TestRefreshGivesUpWhenCtxEnds checks that a caller waiting for another
-// caller's reload, which hangs, returns when its own ctx ends.
-func TestRefreshGivesUpWhenCtxEnds(t *testing.T) {
-	t.Parallel()
+// startHeldRefresh starts a Refresh of a fake map whose loads are held,
+// and waits until its load began. The Refresh's error comes on first.
+func startHeldRefresh(t *testing.T) (*fakeCatalog, *Map, <-chan error) {
+	t.Helper()
 	f := newFakeCatalog()
 	m := newFakeMap(f)
 	f.holdLoads()
 	first := make(chan error, 1)
 	go func() { first <- m.Refresh(context.Background()) }()
 	f.awaitStart(t, 1)
+	return f, m, first
+}
+
+// TestRefreshGivesUpWhenCtxEnds checks that a caller waiting for another
+// caller's reload, which hangs, returns when its own ctx ends.
+func TestRefreshGivesUpWhenCtxEnds(t *testing.T) {
+	t.Parallel()
+	f, m, first := startHeldRefresh(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -107,12 +115,7 @@ func TestRefreshGivesUpWhenCtxEnds(t *testing.T) {
 // and that callers who waited together share one.
 func TestRefreshIgnoresLoadsThatBeganBeforeTheAsk(t *testing.T) {
 	t.Parallel()
-	f := newFakeCatalog()
-	m := newFakeMap(f)
-	f.holdLoads()
-	first := make(chan error, 1)
-	go func() { first <- m.Refresh(context.Background()) }()
-	f.awaitStart(t, 1)
+	f, m, first := startHeldRefresh(t)
 
 	// Two callers ask while load 1, which began before them, runs.
 	later := make(chan error, 2)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -17,10 +17,7 @@ import (
 func (b *testBundle) holdWriteLock(t *testing.T, node, shard int) func() {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, b.nodes[node].URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgtest.Connect(t, b.nodes[node].URL())
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -84,9 +81,7 @@ func TestNearlyExpiredRequestNotStarted(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxWait: time.Millisecond})
 	k := b.key(t, "n1")
-	if err := b.store.Write(t.Context(), []Event{event(k, "first", `{}`)}); err != nil {
-		t.Fatal(err) // loads the map and starts the batcher
-	}
+	b.write(t, k, "first") // loads the map and starts the batcher
 	ctx, cancel := context.WithTimeout(t.Context(), minTimeLeft/2)
 	defer cancel()
 	err := b.store.Write(ctx, []Event{event(k, "late", `{}`)})
@@ -96,12 +91,8 @@ func TestNearlyExpiredRequestNotStarted(t *testing.T) {
 	if b.store.suspectNode("n1") {
 		t.Error("n1 is marked failed after a request that had too little time")
 	}
-	if err := b.store.Write(t.Context(), []Event{event(k, "next", `{}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if ids := b.messageIDs(t, 0); strings.Join(ids, ",") != "first,next" {
-		t.Errorf("stored %v, want [first next]", ids)
-	}
+	b.write(t, k, "next")
+	b.checkStored(t, 0, "first", "next")
 }
 
 // TestShortBatchTimingOutDoesNotFailTheNode checks that a batch that runs
@@ -111,9 +102,7 @@ func TestShortBatchTimingOutDoesNotFailTheNode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxWait: time.Millisecond, WriteTimeout: 10 * time.Second})
 	k := b.key(t, "n1")
-	if err := b.store.Write(t.Context(), []Event{event(k, "first", `{}`)}); err != nil {
-		t.Fatal(err)
-	}
+	b.write(t, k, "first")
 	release := b.holdWriteLock(t, 0, b.snap.Lookup(k).Shard)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -25,14 +24,8 @@ func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
 	k := b.key(t, "n1")
-	if err := b.store.Write(t.Context(), []Event{event(k, "first", `{}`)}); err != nil {
-		t.Fatal(err)
-	}
-	cancelled, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := b.store.Write(cancelled, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
-	}
+	b.write(t, k, "first")
+	b.checkCancelledRefused(t, k)
 	// One that gives up while queued behind a batch that waits for a
 	// shard's write lock.
 	release := b.holdWriteLock(t, 0, b.snap.Lookup(k).Shard)
@@ -54,7 +47,5 @@ func TestCallerGivingUpDoesNotFailTheNode(t *testing.T) {
 	if b.store.suspectNode("n1") {
 		t.Error("n1 is marked failed after writes whose callers gave up")
 	}
-	if ids := b.messageIDs(t, 0); strings.Join(ids, ",") != "first,blocked" {
-		t.Errorf("stored %v, want [first blocked]", ids)
-	}
+	b.checkStored(t, 0, "first", "blocked")
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
 	"github.com/ordo-pipeline/ordo/schema"
 )
 
@@ -19,14 +19,7 @@ func TestFenceLiftedWithoutMoveRetries(t *testing.T) {
 	k := b.key(t, "n1")
 	s := b.snap.Lookup(k).Shard
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, b.nodes[0].URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, s) }); err != nil {
-		t.Fatal(err)
-	}
+	conn := b.fence(t, s)
 
 	done := make(chan error, 1)
 	go func() { done <- b.store.Write(ctx, []Event{event(k, "fenced", `{}`)}) }()
@@ -69,11 +62,7 @@ func TestStaleEpochRerouted(t *testing.T) {
 	if err := b.store.Write(ctx, []Event{event(k, "before", `{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	node, err := pgx.Connect(ctx, b.nodes[0].URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close(ctx)
+	node := pgtest.Connect(t, b.nodes[0].URL())
 	// Away and back: the table is made afresh two epochs on. The catalog
 	// changes without the notification a move sends, so the store's map
 	// stays stale until a write is refused.

@@ -93,11 +93,7 @@ func event(key, id, body string) Event {
 func (b *testBundle) messageIDs(t *testing.T, node int) []string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, b.nodes[node].URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := pgtest.Connect(t, b.nodes[node].URL())
 	shards, err := schema.List(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +111,47 @@ func (b *testBundle) messageIDs(t *testing.T, node int) []string {
 		ids = append(ids, got...)
 	}
 	return ids
+}
+
+// write writes one event of key with message id id, failing the test
+// when the write fails.
+func (b *testBundle) write(t *testing.T, key, id string) {
+	t.Helper()
+	if err := b.store.Write(t.Context(), []Event{event(key, id, `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkStored checks that node holds the events of message ids want, in
+// that order.
+func (b *testBundle) checkStored(t *testing.T, node int, want ...string) {
+	t.Helper()
+	if ids := b.messageIDs(t, node); strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Errorf("stored %v, want %v", ids, want)
+	}
+}
+
+// checkCancelledRefused checks that a write of key whose caller gave up
+// before it began is answered ErrUnavailable.
+func (b *testBundle) checkCancelledRefused(t *testing.T, key string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.store.Write(ctx, []Event{event(key, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
+	}
+}
+
+// fence fences shard on node 1 by hand, as a move does, and returns the
+// connection it used.
+func (b *testBundle) fence(t *testing.T, shard int) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn := pgtest.Connect(t, b.nodes[0].URL())
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, shard) }); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // TestWriteOrderAndDestinations writes concurrent requests and checks
@@ -197,16 +234,7 @@ func TestFencedShardFailsOnlyItsRequests(t *testing.T) {
 	b := setup(t, Config{MaxWait: 100 * time.Millisecond, WriteTimeout: time.Second})
 	fenced := b.key(t, "n1")
 	other := b.key(t, "n1", b.snap.Lookup(fenced).Shard)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, b.nodes[0].URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return schema.Fence(ctx, tx, b.snap.Lookup(fenced).Shard) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.fence(t, b.snap.Lookup(fenced).Shard)
 
 	var wg sync.WaitGroup
 	var fencedErr error
@@ -311,21 +339,11 @@ func TestCancelledWriteNeverWritten(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{MaxWait: 50 * time.Millisecond})
 	k := b.key(t, "n1")
-	if err := b.store.Write(t.Context(), []Event{event(k, "first", `{}`)}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if err := b.store.Write(ctx, []Event{event(k, "cancelled", `{}`)}); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("cancelled Write = %v, want ErrUnavailable", err)
-	}
+	b.write(t, k, "first")
+	b.checkCancelledRefused(t, k)
 	time.Sleep(100 * time.Millisecond) // let the batcher see the abandoned request
-	if err := b.store.Write(t.Context(), []Event{event(k, "last", `{}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if ids := b.messageIDs(t, 0); strings.Join(ids, ",") != "first,last" {
-		t.Errorf("stored %v, want [first last]", ids)
-	}
+	b.write(t, k, "last")
+	b.checkStored(t, 0, "first", "last")
 }
 
 // TestWritesWaitForTheShardWriteLock holds a shard's write lock in an open
@@ -336,18 +354,7 @@ func TestWritesWaitForTheShardWriteLock(t *testing.T) {
 	b := setup(t, Config{MaxWait: time.Millisecond, WriteTimeout: 10 * time.Second})
 	locked := b.key(t, "n1")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, b.nodes[0].URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, $2::int)`, schema.WriteLockClass, b.snap.Lookup(locked).Shard); err != nil {
-		t.Fatal(err)
-	}
+	release := b.holdWriteLock(t, 0, b.snap.Lookup(locked).Shard)
 	done := make(chan error, 1)
 	go func() { done <- b.store.Write(ctx, []Event{event(locked, "waits", `{}`)}) }()
 
@@ -356,9 +363,7 @@ func TestWritesWaitForTheShardWriteLock(t *testing.T) {
 		t.Fatalf("write to a locked shard returned %v before the lock was released", err)
 	case <-time.After(500 * time.Millisecond):
 	}
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
@@ -63,10 +61,10 @@ func (c *config) Validate() error {
 	if c.Shards < 1 || c.Shards > rebalance.MaxShards {
 		return &cli.SettingError{Var: "ORDO_SHARDS", Msg: fmt.Sprintf("must be between 1 and %d, not %d", rebalance.MaxShards, c.Shards)}
 	}
-	if err := checkAddr(c.HTTPAddr); err != nil {
+	if err := cli.CheckAddr(c.HTTPAddr); err != nil {
 		return &cli.SettingError{Var: "ORDO_HTTP_ADDR", Msg: err.Error()}
 	}
-	if err := checkAddr(c.SinkAddr); err != nil {
+	if err := cli.CheckAddr(c.SinkAddr); err != nil {
 		return &cli.SettingError{Var: "ORDO_SINK_ADDR", Msg: err.Error()}
 	}
 	return cli.LogConfig{Format: c.LogFormat, Level: c.LogLevel}.Validate()
@@ -102,18 +100,6 @@ func (c *config) programLogLevel() string {
 		return "warn"
 	}
 	return c.LogLevel
-}
-
-// checkAddr checks a listen address such as ":8080" or "127.0.0.1:0".
-func checkAddr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("not a listen address like :8080: %q", addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("port %q must be a number between 0 and 65535", port)
-	}
-	return nil
 }
 
 const summary = `ordo-dev starts a whole ordo system locally on throwaway Postgres nodes

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,29 +51,11 @@ func buildPrograms(t *testing.T) string {
 	return dir
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // devProcess is a running ordo-dev.
 type devProcess struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer // standard output and error
-	dir  string      // its dev folder
+	out  *clitest.Buffer // standard output and error
+	dir  string          // its dev folder
 	done chan struct{}
 	err  error // from Wait, set before done is closed
 }
@@ -98,7 +78,7 @@ func startDev(t *testing.T, extra ...string) *devProcess {
 		t.Fatal(err)
 	}
 
-	p := &devProcess{out: &syncBuffer{}, dir: filepath.Join(base, "dev"), done: make(chan struct{})}
+	p := &devProcess{out: &clitest.Buffer{}, dir: filepath.Join(base, "dev"), done: make(chan struct{})}
 	args := append([]string{
 		"-dir", p.dir,
 		"-http-addr", "127.0.0.1:0",
@@ -478,10 +458,7 @@ func TestParseConfig(t *testing.T) {
 
 	t.Run("Defaults", func(t *testing.T) {
 		t.Parallel()
-		cfg, err := parseConfig(nil, map[string]string{}, io.Discard)
-		if err != nil {
-			t.Fatalf("parseConfig: %v", err)
-		}
+		cfg := clitest.Parse(t, parseConfig, nil, map[string]string{})
 		want := config{
 			Dir: ".dev", Shards: 16, Nodes: 2, Workers: 2, HTTPAddr: ":8080", SinkAddr: ":9000",
 			AdminPort: 9091, StopTimeout: 10 * time.Second, LogFormat: "text",
@@ -503,17 +480,11 @@ func TestParseConfig(t *testing.T) {
 			"ORDO_WORKSPACE_CONFIG": "ws.json",
 			"ORDO_LOG_LEVEL":        "error",
 		}
-		cfg, err := parseConfig(nil, environ, io.Discard)
-		if err != nil {
-			t.Fatalf("parseConfig: %v", err)
-		}
+		cfg := clitest.Parse(t, parseConfig, nil, environ)
 		if cfg.HTTPAddr != ":8081" || cfg.SinkAddr != ":9001" || cfg.Shards != 32 || cfg.Workspace != "ws.json" || cfg.programLogLevel() != "error" {
 			t.Errorf("parseConfig = %+v, want the environment's settings", cfg)
 		}
-		cfg, err = parseConfig([]string{"-http-addr", "127.0.0.1:0", "--shards=8", "-keep", "-v", "-dir", "/tmp/x", "-workers", "3"}, environ, io.Discard)
-		if err != nil {
-			t.Fatalf("parseConfig: %v", err)
-		}
+		cfg = clitest.Parse(t, parseConfig, []string{"-http-addr", "127.0.0.1:0", "--shards=8", "-keep", "-v", "-dir", "/tmp/x", "-workers", "3"}, environ)
 		if cfg.HTTPAddr != "127.0.0.1:0" || cfg.Shards != 8 || !cfg.Keep || cfg.Dir != "/tmp/x" || cfg.Workers != 3 || cfg.programLogLevel() != "info" {
 			t.Errorf("parseConfig with flags = %+v, want the flags' settings", cfg)
 		}
@@ -521,45 +492,29 @@ func TestParseConfig(t *testing.T) {
 
 	t.Run("ErrorsNameTheSetting", func(t *testing.T) {
 		t.Parallel()
-		for _, tt := range []struct {
-			args    []string
-			environ map[string]string
-			want    string
-		}{
-			{nil, map[string]string{"ORDO_SHARDS": "many"}, "ORDO_SHARDS"},
-			{nil, map[string]string{"ORDO_SHARDS": "0"}, "ORDO_SHARDS"},
-			{nil, map[string]string{"ORDO_HTTP_ADDR": "8080"}, "ORDO_HTTP_ADDR"},
-			{nil, map[string]string{"ORDO_LOG_LEVEL": "loud"}, "ORDO_LOG_LEVEL"},
-			{[]string{"-sink-addr", "nope"}, map[string]string{}, "-sink-addr"},
-			{[]string{"-shards", "0"}, map[string]string{}, "-shards"},
-			{[]string{"-nodes", "0"}, map[string]string{}, "-nodes"},
-			{[]string{"-nodes", "5", "-shards", "4"}, map[string]string{}, "-nodes"},
-			{[]string{"-admin-port", "65535"}, map[string]string{}, "-admin-port"},
-			{[]string{"-dir", ""}, map[string]string{}, "-dir"},
-			{[]string{"-stop-timeout", "0s"}, map[string]string{}, "-stop-timeout"},
-			{[]string{"-nope"}, map[string]string{}, "-nope"},
-			{[]string{"extra"}, map[string]string{}, `"extra"`},
-		} {
-			_, err := parseConfig(tt.args, tt.environ, io.Discard)
-			clitest.CheckUsageError(t, fmt.Sprintf("parseConfig(%q, %v)", tt.args, tt.environ), err, tt.want)
-		}
+		clitest.CheckUsageErrors(t, parseConfig, []clitest.UsageCase{
+			{Environ: map[string]string{"ORDO_SHARDS": "many"}, Want: "ORDO_SHARDS"},
+			{Environ: map[string]string{"ORDO_SHARDS": "0"}, Want: "ORDO_SHARDS"},
+			{Environ: map[string]string{"ORDO_HTTP_ADDR": "8080"}, Want: "ORDO_HTTP_ADDR"},
+			{Environ: map[string]string{"ORDO_LOG_LEVEL": "loud"}, Want: "ORDO_LOG_LEVEL"},
+			{Args: []string{"-sink-addr", "nope"}, Want: "-sink-addr"},
+			{Args: []string{"-shards", "0"}, Want: "-shards"},
+			{Args: []string{"-nodes", "0"}, Want: "-nodes"},
+			{Args: []string{"-nodes", "5", "-shards", "4"}, Want: "-nodes"},
+			{Args: []string{"-admin-port", "65535"}, Want: "-admin-port"},
+			{Args: []string{"-dir", ""}, Want: "-dir"},
+			{Args: []string{"-stop-timeout", "0s"}, Want: "-stop-timeout"},
+			{Args: []string{"-nope"}, Want: "-nope"},
+			{Args: []string{"extra"}, Want: `"extra"`},
+		})
 	})
 
 	t.Run("Help", func(t *testing.T) {
 		t.Parallel()
-		var usage bytes.Buffer
-		_, err := parseConfig([]string{"--help"}, map[string]string{}, &usage)
-		if !errors.Is(err, flag.ErrHelp) {
-			t.Fatalf("parseConfig(--help) error = %v, want flag.ErrHelp", err)
-		}
-		for _, want := range []string{
+		clitest.CheckHelp(t, parseConfig, []string{"--help"}, map[string]string{},
 			"make dev", "node1", "catalog", "rebalance", "wk_dev_123", "[sink]", "Ctrl-C", "SIGTERM",
 			"-keep", "-dir", "-workspace", "-shards", "-http-addr", "-sink-addr", "-admin-port", "-v",
 			"ORDO_HTTP_ADDR", "ORDO_SINK_ADDR", "ORDO_SHARDS", "ORDO_LOG_LEVEL",
-		} {
-			if !strings.Contains(usage.String(), want) {
-				t.Errorf("--help output lacks %q", want)
-			}
-		}
+		)
 	})
 }

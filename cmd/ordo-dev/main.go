@@ -4,20 +4,12 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"os"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
 )
 
 func main() {
-	cfg, err := parseConfig(os.Args[1:], nil, os.Stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		cli.Exit("ordo-dev", err)
-	}
+	cfg := cli.ParseOrExit("ordo-dev", os.Args[1:], parseConfig)
 	os.Exit(run(cfg, os.Stdout, os.Stderr))
 }

@@ -3,9 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,13 +14,7 @@ import (
 )
 
 func main() {
-	cfg, err := parseConfig(os.Args[1:], nil, os.Stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		cli.Exit("sink", err)
-	}
+	cfg := cli.ParseOrExit("sink", os.Args[1:], parseConfig)
 	logger := cfg.Log.Logger(os.Stderr, "sink")
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
@@ -45,18 +36,8 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 	}
 	logger.Info("sink listening", "addr", ln.Addr().String(), "verbose", cfg.Verbose)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := cli.Serve(ctx, srv, ln, shutdownTimeout); err != nil {
 		return err
-	case <-ctx.Done():
-	}
-
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("error shutting down: %w", err)
 	}
 	logger.Info("sink stopped")
 	return nil

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,55 +18,36 @@ import (
 
 type testBundle struct {
 	server *httptest.Server
-	out    *syncBuffer
+	out    *clitest.Buffer
 }
 
 func setup(t *testing.T, verbose bool) *testBundle {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &clitest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(NewSink(out, verbose, logger).Handler())
 	t.Cleanup(srv.Close)
 	return &testBundle{server: srv, out: out}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func post(t *testing.T, url, body string) (int, string) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading response: %v", err)
-	}
-	return resp.StatusCode, string(b)
+	return readResponse(t, "POST "+url, resp, err)
 }
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
+	return readResponse(t, "GET "+url, resp, err)
+}
+
+// readResponse returns the status and body of the answer to the request
+// what, failing the test when it has none.
+func readResponse(t *testing.T, what string, resp *http.Response, err error) (int, string) {
+	t.Helper()
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -235,10 +212,7 @@ func TestParseConfig(t *testing.T) {
 
 	t.Run("Defaults", func(t *testing.T) {
 		t.Parallel()
-		cfg, err := parseConfig(nil, map[string]string{}, io.Discard)
-		if err != nil {
-			t.Fatalf("parseConfig: %v", err)
-		}
+		cfg := clitest.Parse(t, parseConfig, nil, map[string]string{})
 		want := config{Addr: ":9000", Verbose: false, Log: cli.LogConfig{Format: "text", Level: "info"}}
 		if cfg != want {
 			t.Errorf("parseConfig = %+v, want %+v", cfg, want)
@@ -253,19 +227,13 @@ func TestParseConfig(t *testing.T) {
 			"ORDO_LOG_FORMAT":   "json",
 			"ORDO_LOG_LEVEL":    "debug",
 		}
-		cfg, err := parseConfig(nil, environ, io.Discard)
-		if err != nil {
-			t.Fatalf("parseConfig: %v", err)
-		}
+		cfg := clitest.Parse(t, parseConfig, nil, environ)
 		want := config{Addr: ":9100", Verbose: true, Log: cli.LogConfig{Format: "json", Level: "debug"}}
 		if cfg != want {
 			t.Errorf("parseConfig = %+v, want %+v", cfg, want)
 		}
 
-		cfg, err = parseConfig([]string{"-addr", "127.0.0.1:9200", "-v=false", "-log-level", "warn"}, environ, io.Discard)
-		if err != nil {
-			t.Fatalf("parseConfig: %v", err)
-		}
+		cfg = clitest.Parse(t, parseConfig, []string{"-addr", "127.0.0.1:9200", "-v=false", "-log-level", "warn"}, environ)
 		want = config{Addr: "127.0.0.1:9200", Verbose: false, Log: cli.LogConfig{Format: "json", Level: "warn"}}
 		if cfg != want {
 			t.Errorf("parseConfig with flags = %+v, want %+v", cfg, want)
@@ -274,36 +242,20 @@ func TestParseConfig(t *testing.T) {
 
 	t.Run("ErrorsNameTheSetting", func(t *testing.T) {
 		t.Parallel()
-		for _, tt := range []struct {
-			args    []string
-			environ map[string]string
-			want    string
-		}{
-			{nil, map[string]string{"ORDO_SINK_VERBOSE": "maybe"}, "ORDO_SINK_VERBOSE"},
-			{nil, map[string]string{"ORDO_LOG_FORMAT": "xml"}, "ORDO_LOG_FORMAT"},
-			{nil, map[string]string{"ORDO_LOG_LEVEL": "loud"}, "ORDO_LOG_LEVEL"},
-			{[]string{"-addr", ""}, map[string]string{}, "-addr"},
-			{[]string{"-log-level", "loud"}, map[string]string{}, "-log-level"},
-			{[]string{"-nope"}, map[string]string{}, "-nope"},
-			{[]string{"extra"}, map[string]string{}, `"extra"`},
-		} {
-			_, err := parseConfig(tt.args, tt.environ, io.Discard)
-			clitest.CheckUsageError(t, fmt.Sprintf("parseConfig(%q, %v)", tt.args, tt.environ), err, tt.want)
-		}
+		clitest.CheckUsageErrors(t, parseConfig, []clitest.UsageCase{
+			{Environ: map[string]string{"ORDO_SINK_VERBOSE": "maybe"}, Want: "ORDO_SINK_VERBOSE"},
+			{Environ: map[string]string{"ORDO_LOG_FORMAT": "xml"}, Want: "ORDO_LOG_FORMAT"},
+			{Environ: map[string]string{"ORDO_LOG_LEVEL": "loud"}, Want: "ORDO_LOG_LEVEL"},
+			{Args: []string{"-addr", ""}, Want: "-addr"},
+			{Args: []string{"-log-level", "loud"}, Want: "-log-level"},
+			{Args: []string{"-nope"}, Want: "-nope"},
+			{Args: []string{"extra"}, Want: `"extra"`},
+		})
 	})
 
 	t.Run("Help", func(t *testing.T) {
 		t.Parallel()
-		var usage bytes.Buffer
-		_, err := parseConfig([]string{"--help"}, map[string]string{}, &usage)
-		if !errors.Is(err, flag.ErrHelp) {
-			t.Fatalf("parseConfig(--help) error = %v, want flag.ErrHelp", err)
-		}
-		for _, want := range []string{"ordo demo sink", "ORDO_SINK_ADDR", "ORDO_SINK_VERBOSE", "ORDO_LOG_FORMAT", "ORDO_LOG_LEVEL", "-addr", "/metrics"} {
-			if !strings.Contains(usage.String(), want) {
-				t.Errorf("--help output lacks %q:\n%s", want, usage.String())
-			}
-		}
+		clitest.CheckHelp(t, parseConfig, []string{"--help"}, map[string]string{}, "ordo demo sink", "ORDO_SINK_ADDR", "ORDO_SINK_VERBOSE", "ORDO_LOG_FORMAT", "ORDO_LOG_LEVEL", "-addr", "/metrics")
 	})
 }
 
@@ -312,9 +264,9 @@ func TestRun(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs clitest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	out := &syncBuffer{}
+	out := &clitest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, config{Addr: "127.0.0.1:0"}, out, logger)

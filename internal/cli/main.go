@@ -25,6 +25,25 @@ func Exit(program string, err error) {
 	os.Exit(1)
 }
 
+// ParseFunc reads a program's settings from environ (the process
+// environment when nil) and then from args. For -h or --help it prints the
+// usage to usage and returns flag.ErrHelp.
+type ParseFunc[T any] func(args []string, environ map[string]string, usage io.Writer) (T, error)
+
+// ParseOrExit returns the settings parse reads from args and the process
+// environment, printing the help on stdout. After printing the help it
+// exits 0; on an error it exits as Exit does.
+func ParseOrExit[T any](program string, args []string, parse ParseFunc[T]) T {
+	cfg, err := parse(args, nil, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		Exit(program, nil)
+	}
+	if err != nil {
+		Exit(program, err)
+	}
+	return cfg
+}
+
 // ErrUsage marks a command-line error; Exit maps it to status 2.
 var ErrUsage = errors.New("usage error")
 

@@ -42,3 +42,23 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
+
+// ParseCommand parses args with fs, the flags of a command that takes no
+// arguments, named for it (such as "ordoctl status"). For -h it prints
+// fs's usage on usage and returns help true; a bad flag or an argument is
+// an error wrapping ErrUsage that points to the command's --help.
+func ParseCommand(fs *flag.FlagSet, args []string, usage io.Writer) (help bool, err error) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fs.Usage()
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %w (see %s --help)", ErrUsage, err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%w: unexpected argument %q (see %s --help)", ErrUsage, fs.Arg(0), fs.Name())
+	}
+	return false, nil
+}

@@ -162,16 +162,7 @@ func (c *Cluster) DataDir() string { return c.dataDir }
 // bounds the wait; when it ends first, the server is killed and ctx's error
 // returned.
 func (c *Cluster) Stop(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.removed {
-		return nil
-	}
-	if err := c.srv.stop(ctx); err != nil {
-		return fmt.Errorf("stopping %s: %w", c.name, err)
-	}
-	c.logf("pgtest: %s stopped", c.name)
-	return nil
+	return c.stopServer(ctx, c.srv.stop, "")
 }
 
 // StopImmediate shuts the server down at once (immediate shutdown, as
@@ -180,15 +171,22 @@ func (c *Cluster) Stop(ctx context.Context) error {
 // bounds the wait; when it ends first, the server is killed and ctx's
 // error returned.
 func (c *Cluster) StopImmediate(ctx context.Context) error {
+	return c.stopServer(ctx, c.srv.stopImmediate, " (immediate)")
+}
+
+// stopServer stops the server with stop unless the cluster was removed;
+// how (such as " (immediate)") follows the cluster's name in the error
+// and the log.
+func (c *Cluster) stopServer(ctx context.Context, stop func(context.Context) error, how string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.removed {
 		return nil
 	}
-	if err := c.srv.stopImmediate(ctx); err != nil {
-		return fmt.Errorf("stopping %s at once: %w", c.name, err)
+	if err := stop(ctx); err != nil {
+		return fmt.Errorf("stopping %s%s: %w", c.name, how, err)
 	}
-	c.logf("pgtest: %s stopped (immediate)", c.name)
+	c.logf("pgtest: %s stopped%s", c.name, how)
 	return nil
 }
 

@@ -14,16 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", url, err)
-	}
-	t.Cleanup(func() { conn.Close(context.WithoutCancel(t.Context())) })
-	return conn
-}
-
 func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
 	t.Helper()
 	if _, err := conn.Exec(t.Context(), sql); err != nil {
@@ -33,7 +23,7 @@ func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
 
 func count(t *testing.T, url, table string) int {
 	t.Helper()
-	conn := connect(t, url)
+	conn := Connect(t, url)
 	var n int
 	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 		t.Fatalf("counting rows of %s: %v", table, err)
@@ -70,7 +60,7 @@ func TestStart(t *testing.T) {
 		}
 		ports[c.Port()] = c.Name()
 		var one int
-		if err := connect(t, c.URL()).QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		if err := Connect(t, c.URL()).QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
 			t.Errorf("%s: SELECT 1 = %d, %v; want 1, nil", c.Name(), one, err)
 		}
 		if c.Backend() == BackendLocal && !strings.Contains(c.URL(), "@127.0.0.1:") {
@@ -83,7 +73,7 @@ func TestStopStartKeepsData(t *testing.T) {
 	t.Parallel()
 	c := Start(t, 1)[0]
 	requireRestartable(t, c)
-	conn := connect(t, c.URL())
+	conn := Connect(t, c.URL())
 	mustExec(t, conn, "CREATE TABLE kept (id int); INSERT INTO kept VALUES (1), (2)")
 
 	if err := c.Stop(t.Context()); err != nil {
@@ -107,7 +97,7 @@ func TestKillStart(t *testing.T) {
 	t.Parallel()
 	c := Start(t, 1)[0]
 	requireRestartable(t, c)
-	conn := connect(t, c.URL())
+	conn := Connect(t, c.URL())
 	mustExec(t, conn, "CREATE TABLE survivor (id int); INSERT INTO survivor VALUES (1)")
 
 	if err := c.Kill(); err != nil {
@@ -131,7 +121,7 @@ func TestStopImmediateStart(t *testing.T) {
 	t.Parallel()
 	c := Start(t, 1)[0]
 	requireRestartable(t, c)
-	conn := connect(t, c.URL())
+	conn := Connect(t, c.URL())
 	mustExec(t, conn, "CREATE TABLE quick (id int); INSERT INTO quick VALUES (1)")
 
 	if err := c.StopImmediate(t.Context()); err != nil {
@@ -218,7 +208,7 @@ func TestStartClusterDataDir(t *testing.T) {
 		t.Fatalf("StartCluster: %v", err)
 	}
 	t.Cleanup(func() { c.Remove() })
-	mustExec(t, connect(t, c.URL()), "CREATE TABLE dev (id int); INSERT INTO dev VALUES (1)")
+	mustExec(t, Connect(t, c.URL()), "CREATE TABLE dev (id int); INSERT INTO dev VALUES (1)")
 	if err := c.Remove(); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
@@ -238,7 +228,7 @@ func TestStartClusterDataDir(t *testing.T) {
 
 func TestURLBackend(t *testing.T) {
 	server := Start(t, 1)[0]
-	admin := connect(t, server.URL())
+	admin := Connect(t, server.URL())
 	var names []string
 	t.Run("clusters", func(t *testing.T) {
 		t.Setenv(EnvDatabaseURL, server.URL())
@@ -264,8 +254,8 @@ func TestURLBackend(t *testing.T) {
 			t.Fatalf("both clusters use database %s", names[0])
 		}
 		// Each cluster is its own database.
-		mustExec(t, connect(t, clusters[0].URL()), "CREATE TABLE only_here (id int)")
-		if _, err := connect(t, clusters[1].URL()).Exec(t.Context(), "SELECT * FROM only_here"); err == nil {
+		mustExec(t, Connect(t, clusters[0].URL()), "CREATE TABLE only_here (id int)")
+		if _, err := Connect(t, clusters[1].URL()).Exec(t.Context(), "SELECT * FROM only_here"); err == nil {
 			t.Errorf("a table of %s is visible in %s", clusters[0].Name(), clusters[1].Name())
 		}
 	})

@@ -470,30 +470,27 @@ func (s *localServer) signalAndWait(sig syscall.Signal) {
 }
 
 func (s *localServer) stop(ctx context.Context) error {
-	if !s.running() {
-		return nil
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-	select {
-	case <-s.exited:
-		return nil
-	case <-ctx.Done():
-		s.signalAndWait(syscall.SIGKILL)
-		return fmt.Errorf("fast shutdown did not finish, killed the server: %w", ctx.Err())
-	}
+	return s.shutdown(ctx, syscall.SIGINT, "fast")
 }
 
 func (s *localServer) stopImmediate(ctx context.Context) error {
+	return s.shutdown(ctx, syscall.SIGQUIT, "immediate")
+}
+
+// shutdown sends sig to the postmaster, asking for the shutdown mode
+// (SIGINT: fast, SIGQUIT: immediate), and waits for it to exit; when ctx
+// ends first it kills the server and says so.
+func (s *localServer) shutdown(ctx context.Context, sig syscall.Signal, mode string) error {
 	if !s.running() {
 		return nil
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGQUIT) // immediate shutdown
+	_ = s.cmd.Process.Signal(sig)
 	select {
 	case <-s.exited:
 		return nil
 	case <-ctx.Done():
 		s.signalAndWait(syscall.SIGKILL)
-		return fmt.Errorf("immediate shutdown did not finish, killed the server: %w", ctx.Err())
+		return fmt.Errorf("%s shutdown did not finish, killed the server: %w", mode, ctx.Err())
 	}
 }
 
@@ -506,15 +503,9 @@ func (s *localServer) remove(ctx context.Context) error {
 	if s.keep {
 		return s.stop(ctx)
 	}
-	if s.running() {
-		// Immediate shutdown: the data is going away.
-		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-s.exited:
-		case <-ctx.Done():
-			s.signalAndWait(syscall.SIGKILL)
-		}
-	}
+	// Immediate shutdown: the data is going away. A server that had to
+	// be killed is gone as well.
+	_ = s.shutdown(ctx, syscall.SIGQUIT, "immediate")
 	if err := os.RemoveAll(s.dataDir); err != nil {
 		return fmt.Errorf("deleting data folder: %w", err)
 	}
@@ -523,18 +514,8 @@ func (s *localServer) remove(ctx context.Context) error {
 
 const logTailSize = 4 << 10
 
-func (s *localServer) logTail() string {
-	f, err := os.Open(s.logPath)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	return readTail(f, fi.Size()-logTailSize)
-}
+// logTail returns the last 4 KiB of the log.
+func (s *localServer) logTail() string { return s.logSince(0) }
 
 // logSince returns the log written after offset, up to its last 4 KiB.
 func (s *localServer) logSince(offset int64) string {

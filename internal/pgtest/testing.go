@@ -1,12 +1,15 @@
 package pgtest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Start starts n clusters for a test, in parallel, named node1 to nodeN. They
@@ -69,4 +72,16 @@ func Start(t testing.TB, n int) []*Cluster {
 		t.Fatalf("pgtest: starting %d clusters: %v", n, err)
 	}
 	return clusters
+}
+
+// Connect opens a connection to url for a test, closed when the test
+// ends; it fails the test when it cannot connect.
+func Connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", url, err)
+	}
+	t.Cleanup(func() { conn.Close(context.WithoutCancel(t.Context())) })
+	return conn
 }
