@@ -62,6 +62,17 @@ export const browserScenarios = {
   },
 };
 
+// settle waits until a page has no request in flight and its network has
+// been quiet for a moment, or 10 seconds: the Go side may see a request's
+// events arrive at the sink before the browser's own events for its
+// response reach this process, on a loaded machine.
+async function settle(net) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && (net.pending > 0 || Date.now() - net.last < 300)) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 // runBrowser runs each of scenarios (name → { writeKey, userId, tracks })
 // in a page of its own, calling report(name, result) once its calls are
 // made. It returns a function that reports, for each scenario, what its
@@ -86,10 +97,18 @@ export async function runBrowser(scenarios, gateway, report) {
     const context = await browser.newContext();
     const page = await context.newPage();
     const seen = { remote: [], requests: [], console: [], pageErrors: [] };
+    // Requests not finished yet, and when the page's network last did
+    // anything: see settle.
+    const net = { pending: 0, last: Date.now() };
+    const done = () => { net.pending -= 1; net.last = Date.now(); };
     page.on('request', (req) => {
+      net.pending += 1;
+      net.last = Date.now();
       const u = new URL(req.url());
       if (u.origin !== origin && u.origin !== gatewayOrigin) seen.remote.push(req.url());
     });
+    page.on('requestfinished', done);
+    page.on('requestfailed', done);
     page.on('response', (resp) => {
       const u = new URL(resp.url());
       if (u.origin === gatewayOrigin) seen.requests.push(`${resp.request().method()} ${u.pathname} ${resp.status()}`);
@@ -107,10 +126,13 @@ export async function runBrowser(scenarios, gateway, report) {
     // Requests go on after the calls return: what the page saw is
     // reported when the Go side has seen the events arrive, or given up.
     report(scenario, result);
-    pagesSeen[scenario] = seen;
+    pagesSeen[scenario] = { seen, net };
   }));
   return async (seenReport) => {
-    for (const [scenario, seen] of Object.entries(pagesSeen)) seenReport(scenario, seen);
+    for (const [scenario, { seen, net }] of Object.entries(pagesSeen)) {
+      await settle(net);
+      seenReport(scenario, seen);
+    }
     await browser.close();
     server.close();
   };
