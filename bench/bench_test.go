@@ -52,8 +52,15 @@ func TestQuick(t *testing.T) {
 	}
 	for _, id := range []string{idIngestBatch, idIngestSingle, idIngestSolo, idSteadyBase, idSteadyMoves, idWake} {
 		m, _ := rep.metric(id)
-		if l := m.Latency; l == nil || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
-			t.Errorf("%s: latency %+v, want 0 < p50 <= p99 <= max", id, l)
+		// A webhook may receive an event before the bench has read its
+		// 200 (the worker woke on the commit, the answer was still on its
+		// way): ack → webhook is then 0, and its median may be.
+		least := 0.0
+		if id == idWake {
+			least = -1
+		}
+		if l := m.Latency; l == nil || l.P50 <= least || l.P99 < l.P50 || l.Max < l.P99 {
+			t.Errorf("%s: latency %+v, want 0 < p50 <= p99 <= max (0 <= p50 for %s)", id, l, idWake)
 		}
 	}
 	if len(rep.Ratios) != len(ratioSpecs) {
