@@ -92,7 +92,8 @@
 // # Files
 //
 // The process: main.go (flags, signals), worker.go (Run), config.go,
-// admin.go (/health, /ready, /metrics), metrics.go.
+// admin.go (/health, /ready, /metrics), metrics.go, metric_registry.go
+// (every metric, for checking dashboards and alert rules).
 //
 // Claims: manager.go (the claim manager's state and loop), heartbeat.go,
 // share.go (fair share and preference), claims.go (taking and letting go
