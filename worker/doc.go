@@ -106,7 +106,8 @@
 //
 // Delivery of one shard: shard_loop.go (the loop: when to read, send,
 // flush and let go), shard_read.go (reads, spills, reloads), shard_send.go
-// (requests and their results), shard_sql.go (its statements), lane.go
+// (what to send, and what a result means), requests.go (requests in
+// flight), shard_sql.go (its statements), lane.go
 // (one lane), lane_set.go (a shard's lanes and what schedules them),
 // row.go, acks.go (what a flush writes), judge.go (retry or dead letter),
 // destination.go, unknown_dest.go, wake.go (waking loops on commit),

@@ -1,13 +1,11 @@
 package worker
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/ordo-pipeline/ordo/deliver"
 	"github.com/ordo-pipeline/ordo/shard"
 )
 
@@ -25,18 +23,9 @@ const (
 // errStopped is returned by a loop that ended because it was asked to.
 var errStopped = errors.New("released")
 
-// sendResult is one finished request.
-type sendResult struct {
-	dest    *destination
-	lanes   []*lane
-	took    time.Duration
-	res     deliver.Result
-	aborted bool // cancelled by the worker, not failed by the destination
-}
-
 // shardLoop delivers one claimed shard. One goroutine runs it and owns all
-// its state; requests run in goroutines of their own and report back on
-// results. It decides when to read, send, flush and let go; its lanes
+// its state; its requests run in goroutines of their own (requests). It
+// decides when to read, send, flush and let go; its lanes
 // (laneSet) say what may be sent.
 type shardLoop struct {
 	shard     int
@@ -67,12 +56,7 @@ type shardLoop struct {
 	moreRows bool
 	nextRead time.Time
 
-	// Sending: requests in flight, in all and per destination.
-	sendCtx    context.Context
-	cancelSend context.CancelFunc
-	sending    int
-	inflight   map[*destination]int
-	results    chan *sendResult
+	requests *requests // in flight
 
 	acks    acks // written back at the next flush
 	vacuum  vacuumPace
@@ -80,25 +64,21 @@ type shardLoop struct {
 }
 
 func newShardLoop(m *manager, c *claim) *shardLoop {
-	ctx, cancel := context.WithCancel(context.Background())
 	l := &shardLoop{
-		shard:      c.shard,
-		node:       c.node,
-		sess:       c.sess,
-		tuning:     &m.cfg.Tuning,
-		log:        m.log.With("shard", c.shard, "node", c.node),
-		metrics:    m.metrics,
-		destOrder:  m.destOrder,
-		placement:  func() shard.Placement { return m.placement(c.shard) },
-		stop:       c.stop,
-		unwake:     func() {},
-		lanes:      newLaneSet(m.dests, m.cfg.Tuning.Buffer),
-		unknown:    map[string]bool{},
-		sendCtx:    ctx,
-		cancelSend: cancel,
-		inflight:   map[*destination]int{},
-		results:    make(chan *sendResult, m.cfg.ShardConcurrency*max(1, len(m.destOrder))),
-		vacuum:     vacuumPace{request: m.vacuumFor(c), tuning: &m.cfg.Tuning},
+		shard:     c.shard,
+		node:      c.node,
+		sess:      c.sess,
+		tuning:    &m.cfg.Tuning,
+		log:       m.log.With("shard", c.shard, "node", c.node),
+		metrics:   m.metrics,
+		destOrder: m.destOrder,
+		placement: func() shard.Placement { return m.placement(c.shard) },
+		stop:      c.stop,
+		unwake:    func() {},
+		lanes:     newLaneSet(m.dests, m.cfg.Tuning.Buffer),
+		unknown:   map[string]bool{},
+		requests:  newRequests(m.cfg.ShardConcurrency, len(m.destOrder)),
+		vacuum:    vacuumPace{request: m.vacuumFor(c), tuning: &m.cfg.Tuning},
 	}
 	if w := m.waker; w != nil {
 		ch := w.register(c.shard, c.node)
@@ -115,11 +95,7 @@ func newShardLoop(m *manager, c *claim) *shardLoop {
 func (l *shardLoop) run() (err error) {
 	defer func() {
 		l.unwake()
-		l.cancelSend()
-		for l.sending > 0 {
-			<-l.results
-			l.sending--
-		}
+		l.requests.abandon()
 		l.metrics.lag.DeleteLabelValues(strconv.Itoa(l.shard))
 	}()
 	timer := time.NewTimer(0)
@@ -132,14 +108,14 @@ func (l *shardLoop) run() (err error) {
 		if !stopping {
 			if why := l.shouldStop(stopCh); why != "" {
 				stopping, stopCh = true, nil
-				l.log.Debug("letting shard go", "why", why, "in_flight", l.sending)
+				l.log.Debug("letting shard go", "why", why, "in_flight", l.requests.n)
 				drainDeadline = time.After(l.tuning.DrainTimeout)
 			}
 		}
 		if err := l.flushIfDue(now, stopping); err != nil {
 			return err
 		}
-		if stopping && l.sending == 0 {
+		if stopping && l.requests.n == 0 {
 			if err := l.flushNow(); err != nil {
 				return err
 			}
@@ -158,12 +134,12 @@ func (l *shardLoop) run() (err error) {
 		}
 		timer.Reset(max(time.Until(l.nextDeadline(now, stopping)), time.Millisecond))
 		select {
-		case r := <-l.results:
+		case r := <-l.requests.results:
 			l.handle(r, time.Now())
 			// Take every result already waiting before the next round.
 			for more := true; more; {
 				select {
-				case r := <-l.results:
+				case r := <-l.requests.results:
 					l.handle(r, time.Now())
 				default:
 					more = false
@@ -175,8 +151,8 @@ func (l *shardLoop) run() (err error) {
 			l.nextRead = time.Time{}
 		case <-stopCh:
 		case <-drainDeadline:
-			l.log.Warn("requests in flight outlived the drain timeout; cancelling them", "in_flight", l.sending)
-			l.cancelSend()
+			l.log.Warn("requests in flight outlived the drain timeout; cancelling them", "in_flight", l.requests.n)
+			l.requests.cancel()
 			drainDeadline = nil
 		}
 	}

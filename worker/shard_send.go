@@ -19,7 +19,7 @@ func (l *shardLoop) dispatch(now time.Time) {
 	for {
 		sent := false
 		for _, d := range l.destOrder {
-			if l.inflight[d] >= l.tuning.ShardConcurrency || !l.lanes.hasReady(d) {
+			if l.requests.to(d) >= l.tuning.ShardConcurrency || !l.lanes.hasReady(d) {
 				continue
 			}
 			if l.sendBatch(d, now) {
@@ -43,20 +43,7 @@ func (l *shardLoop) sendBatch(d *destination, now time.Time) bool {
 	if len(events) == 0 {
 		return false
 	}
-	l.inflight[d]++
-	l.sending++
-	go func() {
-		select {
-		case d.sem <- struct{}{}:
-		case <-l.sendCtx.Done():
-			l.results <- &sendResult{dest: d, lanes: lanes, aborted: true}
-			return
-		}
-		start := time.Now()
-		res := d.send.Send(l.sendCtx, events)
-		<-d.sem
-		l.results <- &sendResult{dest: d, lanes: lanes, took: time.Since(start), res: res, aborted: l.sendCtx.Err() != nil}
-	}()
+	l.requests.start(d, lanes, events)
 	return true
 }
 
@@ -116,8 +103,7 @@ func expiredText(o outcome) string {
 // handle applies a finished request to its lanes: delivered rows are
 // acknowledged, failed ones retried later or dead-lettered.
 func (l *shardLoop) handle(r *sendResult, now time.Time) {
-	l.sending--
-	l.inflight[r.dest]--
+	l.requests.finished(r)
 	d := r.dest
 	if r.aborted {
 		// Cancelled by us: not the destination's failure, and the loop
