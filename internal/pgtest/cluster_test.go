@@ -344,3 +344,33 @@ func TestStartWithoutPostgres(t *testing.T) {
 	}
 	t.Log(r.msg)
 }
+
+// TestStartOnATakenPort checks that a cluster whose port another cluster
+// holds is not taken for started because that other one answers there (a
+// port FreePort gave two clusters started at once): asked for that port,
+// it fails naming the other server.
+func TestStartOnATakenPort(t *testing.T) {
+	t.Parallel()
+	if _, err := findBinaries(); err != nil {
+		t.Skip("the local backend's check; this machine has no PostgreSQL server binaries")
+	}
+	first := Start(t, 1)[0]
+	c, err := StartCluster(t.Context(), Options{Name: "second", Port: first.Port(), Logf: t.Logf})
+	if err == nil {
+		c.Remove()
+		t.Fatalf("a second cluster started on port %d, which the first holds", first.Port())
+	}
+	if !strings.Contains(err.Error(), "another server answers") && !strings.Contains(err.Error(), "Address already in use") {
+		t.Errorf("StartCluster on a taken port = %v, want it to say the port is another server's", err)
+	}
+}
+
+func TestWithPort(t *testing.T) {
+	t.Parallel()
+	if got := withPort(localURL("127.0.0.1", 5432), 6000).String(); got != localURL("127.0.0.1", 6000).String() {
+		t.Errorf("TCP URL with port 6000 = %s", got)
+	}
+	if got := withPort(socketURL("/tmp/d", 5432), 6000).String(); got != socketURL("/tmp/d", 6000).String() {
+		t.Errorf("socket URL with port 6000 = %s", got)
+	}
+}

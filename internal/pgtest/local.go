@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // testSettings are the server settings of a test cluster: fast, and unsafe
@@ -395,8 +398,24 @@ func (s *localServer) start(ctx context.Context) error {
 		}
 		err = waitReady(ctx, s.ready.String(), s.exited)
 		if err == nil {
+			err = s.answersOwnPort(ctx)
+		}
+		if err == nil {
 			s.portFixed = true
 			return nil
+		}
+		if errors.Is(err, errOtherServer) && attempt < 5 && time.Now().Before(deadline) {
+			// Another cluster took the port between FreePort and our
+			// bind, and answered for us: ours fails to bind, or is
+			// stopped here.
+			s.signalAndWait(syscall.SIGKILL)
+			if !s.portFixed {
+				if s.port, err = FreePort(); err != nil {
+					return err
+				}
+				s.ready = withPort(s.ready, s.port)
+			}
+			continue
 		}
 		if !errors.Is(err, errServerExited) {
 			s.signalAndWait(syscall.SIGKILL)
@@ -412,6 +431,7 @@ func (s *localServer) start(ctx context.Context) error {
 			if s.port, err = FreePort(); err != nil {
 				return err
 			}
+			s.ready = withPort(s.ready, s.port)
 		case strings.Contains(log, "shared memory block") && time.Now().Before(deadline):
 			// Children of a killed server are still exiting.
 			time.Sleep(50 * time.Millisecond)
@@ -419,6 +439,46 @@ func (s *localServer) start(ctx context.Context) error {
 			return fmt.Errorf("postgres on port %d exited during startup: %s\n%s", s.port, s.cmd.ProcessState, strings.TrimSpace(log))
 		}
 	}
+}
+
+// withPort returns u, a URL of localURL's or socketURL's, with port.
+func withPort(u *url.URL, port int) *url.URL {
+	v := *u
+	if v.Host != "" {
+		v.Host = net.JoinHostPort(v.Hostname(), strconv.Itoa(port))
+		return &v
+	}
+	q := v.Query()
+	q.Set("port", strconv.Itoa(port))
+	v.RawQuery = q.Encode()
+	return &v
+}
+
+// errOtherServer says the server that answered on a cluster's port is
+// not the cluster's own.
+var errOtherServer = errors.New("another server answers on the port")
+
+// answersOwnPort checks that the server answering at s.ready is this one,
+// by its data directory: a port FreePort found free may be taken by a
+// cluster started at the same moment, which would then answer for ours.
+func (s *localServer) answersOwnPort(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.ready.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var dir string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dir); err != nil {
+		return err
+	}
+	ours, err := os.Stat(s.dataDir)
+	if err != nil {
+		return err
+	}
+	if theirs, err := os.Stat(dir); err != nil || !os.SameFile(ours, theirs) {
+		return fmt.Errorf("%w: %d is served from %s, not %s", errOtherServer, s.port, dir, s.dataDir)
+	}
+	return nil
 }
 
 // launch starts the postgres process, logging to logPath, and returns the
