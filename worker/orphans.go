@@ -200,14 +200,10 @@ func (m *manager) claimOrphans(ctx context.Context, snap *shard.Snapshot, now ti
 		}
 		unowned := now.Sub(o.unheldSince[p.Shard])
 		c := m.claim(ctx, snap, p)
-		if c == nil {
-			// Another worker took it first (the next look at the node
-			// sees it held, and forgets it), the node failed us, or the
-			// holder just ended has not exited yet and still holds the
-			// lock: it stays due, for the next balance.
-			continue
-		}
 		m.clearUnheld(p.Shard)
+		if c == nil {
+			continue // another worker took it first, or the node failed us
+		}
 		m.metrics.orphansClaimed.Inc()
 		if share < target {
 			share++ // within the share: released like any other

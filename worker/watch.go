@@ -100,6 +100,10 @@ func (w *watcher) run(ctx context.Context) {
 	}
 }
 
+// endWait is how long ending a silent worker's session waits for its
+// backend to exit; one that takes longer is ended again at the next look.
+const endWait = time.Second
+
 // look lists the node's shard lock holders and ends the silent ones.
 func (w *watcher) look(ctx context.Context) watchReport {
 	r := watchReport{node: w.node, at: time.Now()}
@@ -133,7 +137,10 @@ func (w *watcher) look(ctx context.Context) watchReport {
 			continue
 		}
 		var ok bool
-		if err := w.conn.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, h.pid).Scan(&ok); err != nil {
+		// With a timeout, pg_terminate_backend returns once the backend
+		// has exited and released its locks (false if it did not within
+		// endWait): only then are its shards free to claim.
+		if err := w.conn.QueryRow(ctx, `SELECT pg_terminate_backend($1, $2)`, h.pid, endWait.Milliseconds()).Scan(&ok); err != nil {
 			w.log.Warn("ending a silent worker's session failed", "node", w.node, "shard", s, "pid", h.pid, "holder", h.app, "error", err)
 			continue
 		}
