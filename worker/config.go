@@ -2,7 +2,6 @@ package worker
 
 import (
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/ordo-pipeline/ordo/internal/cli"
@@ -105,8 +104,8 @@ func (c *Config) Validate() error {
 		return &cli.SettingError{Var: "ORDO_CATALOG_URL", Msg: err.Error()}
 	}
 	if a := c.AdminAddr; a != "" {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return &cli.SettingError{Var: "ORDO_ADMIN_ADDR", Msg: fmt.Sprintf("not a host:port address: %q", a)}
+		if err := cli.CheckAddr(a); err != nil {
+			return &cli.SettingError{Var: "ORDO_ADMIN_ADDR", Msg: err.Error()}
 		}
 	}
 	durations := []struct {

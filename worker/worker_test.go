@@ -374,6 +374,7 @@ func TestSettingErrors(t *testing.T) {
 		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent", "ORDO_LOG_LEVEL=loud"}, "ORDO_LOG_LEVEL"},
 		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent"}, "ORDO_WORKSPACE_CONFIG"},
 		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent", "ORDO_ADMIN_ADDR=nonsense"}, "ORDO_ADMIN_ADDR"},
+		{[]string{"ORDO_CATALOG_URL=postgres://x@127.0.0.1:1/x", "ORDO_WORKSPACE_CONFIG=/nonexistent", "ORDO_ADMIN_ADDR=:99999"}, "ORDO_ADMIN_ADDR"},
 	} {
 		cmd := exec.Command(workerBin)
 		cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, tc.env...)
