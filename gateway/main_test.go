@@ -195,7 +195,6 @@ type response struct {
 	body   string
 }
 
-// errorMessage returns the "error" member of a JSON error body.
 // checkOK fails the test unless resp is a 200.
 func (r response) checkOK(t testing.TB) {
 	t.Helper()
@@ -204,6 +203,7 @@ func (r response) checkOK(t testing.TB) {
 	}
 }
 
+// errorMessage returns the "error" member of a JSON error body.
 func (r response) errorMessage(t testing.TB) string {
 	t.Helper()
 	var body struct {
