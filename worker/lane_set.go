@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"iter"
+	"maps"
 	"time"
 
 	"github.com/ordo-pipeline/ordo/deliver"
@@ -35,6 +37,22 @@ func newLaneSet(dests map[string]*destination, capacity int) *laneSet {
 		blocked:  map[*lane]struct{}{},
 	}
 }
+
+// get returns the lane of k, or nil.
+func (s *laneSet) get(k laneKey) *lane { return s.lanes[k] }
+
+// all yields every lane of the set, in no order.
+func (s *laneSet) all() iter.Seq[*lane] { return maps.Values(s.lanes) }
+
+// empty reports whether the set holds no lane.
+func (s *laneSet) empty() bool { return len(s.lanes) == 0 }
+
+// wakeAt is when the earliest barrier of a blocked lane ends (see
+// unblock); zero when none is known.
+func (s *laneSet) wakeAt() time.Time { return s.nextWake }
+
+// reloading reports whether lanes wait for a reload (see takeReloads).
+func (s *laneSet) reloading() bool { return len(s.reloads) > 0 }
 
 // room is how many more rows the set takes.
 func (s *laneSet) room() int { return s.capacity - s.buffered }

@@ -27,13 +27,22 @@ type requests struct {
 	results chan *sendResult
 }
 
-// newRequests makes room for up to perDest requests in flight to each of
+// newRequests makes room for up to limit requests in flight to each of
 // dests destinations.
-func newRequests(perDest, dests int) *requests {
+func newRequests(limit, dests int) *requests {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &requests{ctx: ctx, cancel: cancel, perDest: map[*destination]int{},
-		results: make(chan *sendResult, perDest*max(1, dests))}
+		results: make(chan *sendResult, limit*max(1, dests))}
 }
+
+// inFlight is how many requests are in flight.
+func (q *requests) inFlight() int { return q.n }
+
+// done yields each finished request; pass it to finished.
+func (q *requests) done() <-chan *sendResult { return q.results }
+
+// cancelAll cancels every request in flight; they still report on done.
+func (q *requests) cancelAll() { q.cancel() }
 
 // to returns how many requests to d are in flight.
 func (q *requests) to(d *destination) int { return q.perDest[d] }

@@ -108,14 +108,14 @@ func (l *shardLoop) run() (err error) {
 		if !stopping {
 			if why := l.shouldStop(stopCh); why != "" {
 				stopping, stopCh = true, nil
-				l.log.Debug("letting shard go", "why", why, "in_flight", l.requests.n)
+				l.log.Debug("letting shard go", "why", why, "in_flight", l.requests.inFlight())
 				drainDeadline = time.After(l.tuning.DrainTimeout)
 			}
 		}
 		if err := l.flushIfDue(now, stopping); err != nil {
 			return err
 		}
-		if stopping && l.requests.n == 0 {
+		if stopping && l.requests.inFlight() == 0 {
 			if err := l.flushNow(); err != nil {
 				return err
 			}
@@ -134,12 +134,12 @@ func (l *shardLoop) run() (err error) {
 		}
 		timer.Reset(max(time.Until(l.nextDeadline(now, stopping)), time.Millisecond))
 		select {
-		case r := <-l.requests.results:
+		case r := <-l.requests.done():
 			l.handle(r, time.Now())
 			// Take every result already waiting before the next round.
 			for more := true; more; {
 				select {
-				case r := <-l.requests.results:
+				case r := <-l.requests.done():
 					l.handle(r, time.Now())
 				default:
 					more = false
@@ -151,8 +151,8 @@ func (l *shardLoop) run() (err error) {
 			l.nextRead = time.Time{}
 		case <-stopCh:
 		case <-drainDeadline:
-			l.log.Warn("requests in flight outlived the drain timeout; cancelling them", "in_flight", l.requests.n)
-			l.requests.cancel()
+			l.log.Warn("requests in flight outlived the drain timeout; cancelling them", "in_flight", l.requests.inFlight())
+			l.requests.cancelAll()
 			drainDeadline = nil
 		}
 	}
@@ -178,10 +178,10 @@ func (l *shardLoop) shouldStop(stopCh <-chan struct{}) string {
 // step does the loop's work between waits: barriers that ended, reloads of
 // spilled lanes, reads, and new requests.
 func (l *shardLoop) step(now time.Time) error {
-	if !now.Before(l.lanes.nextWake) {
+	if !now.Before(l.lanes.wakeAt()) {
 		l.lanes.unblock(now)
 	}
-	if len(l.lanes.reloads) > 0 {
+	if l.lanes.reloading() {
 		if err := l.reload(now); err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 	} else {
 		earlier(l.nextRead)
 	}
-	earlier(l.lanes.nextWake)
+	earlier(l.lanes.wakeAt())
 	earlier(l.nextLag)
 	return next
 }
@@ -231,7 +231,7 @@ func (l *shardLoop) nextDeadline(now time.Time, stopping bool) time.Time {
 // wake their loops every lagEvery.
 func (l *shardLoop) updateLag(now time.Time) {
 	l.nextLag = now.Add(lagEvery)
-	if len(l.lanes.lanes) == 0 {
+	if l.lanes.empty() {
 		l.nextLag = now.Add(time.Hour)
 	}
 	oldest := l.lanes.oldest()

@@ -111,7 +111,7 @@ func (l *shardLoop) reload(now time.Time) error {
 	got := map[*lane]int{}
 	lastOf := map[*lane]pos{}
 	for _, r := range rows {
-		ln := l.lanes.lanes[laneKey{dest: r.dest, key: r.key}]
+		ln := l.lanes.get(laneKey{dest: r.dest, key: r.key})
 		got[ln]++
 		lastOf[ln] = r.pos
 		l.add(r, now, true)

@@ -20,7 +20,7 @@ const unknownDestinationAge = workspace.DefaultMaxAge
 // unknownDestinationAge, and has such lanes' spilled rows read back, to
 // be dead-lettered as they come (see dropIfUnknown).
 func (l *shardLoop) dropUnknown(now time.Time) {
-	for _, ln := range l.lanes.lanes {
+	for ln := range l.lanes.all() {
 		if ln.dest != nil {
 			continue
 		}
