@@ -4,20 +4,22 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ordo-pipeline/ordo/internal/pgtest"
 )
 
 // FreeAddr returns a 127.0.0.1 address whose port was free a moment ago,
-// for a program to listen on.
+// for a program to listen on (pgtest.FreePort).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := pgtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // WaitReady polls url until it answers 200, and fails t when it has not
